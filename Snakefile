@@ -1,0 +1,26 @@
+# overspec: what did fine-tuning cost my foundation model?
+# The default study (config.yaml) is the offline toy world; configs/paper.yaml is the paper's study.
+from snakemake.utils import min_version
+
+min_version("9.19")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/models.smk"
+include: "rules/embed.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+localrules:
+    all,
+
+
+rule all:
+    default_target: True
+    input:
+        study_targets(),

@@ -1,0 +1,98 @@
+"""General-vision protocols on cached embeddings: zero-shot with the original text encoder, and the
+CLIP-paper linear probe. Both read the same HDF5 files; nothing is re-encoded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h5py
+import numpy as np
+
+from overspec.embed.images import read_embeddings
+from overspec.evaluate.linear_probe import fit_linear_probe
+from overspec.metrics import bootstrap_ci, mean_per_class_recall, primary_metric, topk_accuracy
+from overspec.provenance import read_json, write_json
+
+
+def read_classifier(path) -> np.ndarray:
+    with h5py.File(path, "r") as f:
+        return f["classifier"][...]
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def classification_metrics(logits: np.ndarray, labels: np.ndarray, n_classes: int, primary: str,
+                           bootstrap_resamples: int, seed: int) -> dict[str, Any]:
+    """top-1, top-5, mean per-class recall, the primary metric and its 95% bootstrap interval."""
+    pred = logits.argmax(axis=1)
+    value = primary_metric(primary, pred, labels, n_classes)
+    result = {
+        "top1": topk_accuracy(logits, labels, 1),
+        "top5": topk_accuracy(logits, labels, min(5, n_classes)),
+        "mean_per_class_recall": mean_per_class_recall(pred, labels, n_classes),
+        "primary_metric": primary,
+        "primary": value,
+        "n": int(len(labels)),
+    }
+    if bootstrap_resamples > 0:
+        low, high = bootstrap_ci(lambda p, y: primary_metric(primary, p, y, n_classes), pred, labels,
+                                 n_resamples=bootstrap_resamples, seed=seed)
+        result["primary_ci95"] = [low, high]
+        result["bootstrap"] = {"resamples": bootstrap_resamples, "seed": seed}
+    return result
+
+
+def evaluate_zeroshot(test_h5, text_h5, primary: str, bootstrap_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    features, labels, _ = read_embeddings(test_h5)
+    classifier = read_classifier(text_h5)
+    # CLIP's logit scale does not change the ranking; cosine similarities are the logits.
+    logits = _normalise(features.astype(np.float64)) @ classifier.astype(np.float64).T
+    return classification_metrics(logits, labels, classifier.shape[0], primary, bootstrap_resamples, seed)
+
+
+def evaluate_linear_probe(train_h5, val_h5, test_h5, n_classes: int, primary: str, device: str = "cpu",
+                          c_grid: list[float] | None = None, bootstrap_resamples: int = 1000,
+                          seed: int = 0) -> dict[str, Any]:
+    train_x, train_y, _ = read_embeddings(train_h5)
+    val_x, val_y, _ = read_embeddings(val_h5)
+    test_x, test_y, _ = read_embeddings(test_h5)
+    probe = fit_linear_probe(
+        train_x, train_y, val_x, val_y, test_x, test_y, n_classes=n_classes,
+        c_grid=np.asarray(c_grid, dtype=np.float64) if c_grid else None, device=device,
+        select_metric="mean_per_class_recall" if primary == "mean_per_class_recall" else "top1", seed=seed,
+    )
+    result = classification_metrics(probe.test_logits, test_y, n_classes, primary, bootstrap_resamples, seed)
+    result.update({
+        "best_c": probe.best_c,
+        "val_curve": [[float(c), float(v)] for c, v in probe.val_curve],
+        "n_train": probe.n_train, "n_val": probe.n_val, "n_test": probe.n_test,
+    })
+    return result
+
+
+def _manifest_facts(manifest_path) -> tuple[str, int, str]:
+    manifest = read_json(manifest_path)
+    return manifest["dataset"], len(manifest["classes"]), manifest["primary_metric"]
+
+
+def run_zeroshot(model: str, test_h5, text_h5, manifest_path, out_json, *, bootstrap_resamples: int,
+                 seed: int, provenance: dict[str, Any]) -> dict[str, Any]:
+    dataset, _, primary = _manifest_facts(manifest_path)
+    result = {"protocol": "zeroshot", "model": model, "dataset": dataset,
+              **evaluate_zeroshot(test_h5, text_h5, primary, bootstrap_resamples, seed), "provenance": provenance}
+    write_json(out_json, result)
+    return result
+
+
+def run_linear_probe(model: str, train_h5, val_h5, test_h5, manifest_path, out_json, *, c_grid,
+                     bootstrap_resamples: int, seed: int, provenance: dict[str, Any],
+                     device: str = "cpu") -> dict[str, Any]:
+    dataset, n_classes, primary = _manifest_facts(manifest_path)
+    metrics = evaluate_linear_probe(train_h5, val_h5, test_h5, n_classes, primary, device=device, c_grid=c_grid,
+                                    bootstrap_resamples=bootstrap_resamples, seed=seed)
+    result = {"protocol": "linear_probe", "model": model, "dataset": dataset, "feature": "embedding",
+              **metrics, "provenance": provenance}
+    write_json(out_json, result)
+    return result

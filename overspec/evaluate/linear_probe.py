@@ -1,0 +1,391 @@
+"""Linear probe: L2-regularised multinomial logistic regression on frozen image features.
+
+The CLIP paper protocol (Radford et al. 2021, appendix A.3): scikit-learn's L-BFGS logistic
+regression, the inverse regularisation strength C searched on a validation split over
+1e-6..1e6, then a refit on train+val with the chosen C, scored once on test.
+
+The objective is scikit-learn's, divided by C * n (so the same C gives the same model):
+
+    f(W, b) = mean_i CE(W x_i + b, y_i) + ||W||^2 / (2 C n)
+
+The bias b is not regularised (as in scikit-learn's lbfgs solver), and ``tol`` bounds the largest
+absolute gradient entry of f, which is scikit-learn's ``gtol`` for the same objective. One
+difference: for two classes scikit-learn fits a single binomial vector; the two-row multinomial
+fit here with C equals scikit-learn's binomial fit with 2C (the C search absorbs the factor).
+
+Speed: full-batch L-BFGS in torch (CPU or GPU), warm starts along the C path from strong to weak
+regularisation, and float32 matrix products with float64 softmax, loss and parameters (see
+``_Objective``).
+
+Features are standardised once with the mean and standard deviation of the *training* split
+(constant features get std 1); the same transform is applied to val, test and to the train+val
+refit, so every fit on the C path solves the same problem family.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from overspec.errors import UserError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_C_GRID = np.logspace(-6, 6, 13)
+SELECT_METRICS = ("top1", "mean_per_class_recall")
+_HISTORY = 20  # L-BFGS memory
+# Stop a phase when the loss or the step changes by less than this: float32 logits make the loss
+# noisy at ~1e-10, float64 at ~1e-15 (scikit-learn's ftol is 64 * eps relative).
+_FAST_CHANGE_TOL = 1e-10
+_EXACT_CHANGE_TOL = 1e-15
+
+
+@dataclass
+class ProbeResult:
+    """What a linear probe reports; metrics on test are computed by the caller."""
+
+    best_c: float
+    val_curve: list[tuple[float, float]]  # (C, validation metric) for every C tried, in search order
+    test_pred: np.ndarray  # [N_test] predicted class ids
+    test_logits: np.ndarray  # [N_test, n_classes] float32
+    n_train: int
+    n_val: int
+    n_test: int
+
+
+class _Objective:
+    """Full-batch loss and gradient of the scaled scikit-learn objective on one data set.
+
+    Everything runs in ``x``'s dtype except that the loss is summed in float64 and the
+    parameters and gradient handed to L-BFGS are float64.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, n_classes: int):
+        self.x = x  # [n, d], on the device
+        self.y = y  # [n] int64
+        self.n, self.d = x.shape
+        self.k = n_classes
+        self.n_params = self.k * (self.d + 1)
+        self._rows = torch.arange(self.n, device=x.device)
+
+    def unpack(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        w = theta[: self.k * self.d].view(self.k, self.d)
+        b = theta[self.k * self.d :]
+        return w, b
+
+    def loss_grad(self, theta: torch.Tensor, c: float) -> tuple[float, torch.Tensor]:
+        w, b = self.unpack(theta)
+        dt = self.x.dtype
+        z = torch.addmm(b.to(dt), self.x, w.to(dt).T)
+        z -= z.amax(dim=1, keepdim=True)  # stable softmax; CE is shift invariant per row
+        p = torch.exp(z)
+        s = p.sum(dim=1)
+        ce = torch.log(s) - z[self._rows, self.y]
+        inv_cn = 1.0 / (c * self.n)
+        loss = ce.sum(dtype=torch.float64) / self.n + 0.5 * inv_cn * torch.dot(w.reshape(-1), w.reshape(-1))
+        # d mean(CE) / dz = (softmax - onehot) / n
+        p /= s[:, None] * self.n
+        p[self._rows, self.y] -= 1.0 / self.n
+        grad_w = (p.T @ self.x).to(torch.float64) + inv_cn * w
+        grad = torch.cat([grad_w.reshape(-1), p.sum(dim=0, dtype=torch.float64)])
+        return float(loss), grad
+
+
+def _lbfgs(
+    obj: _Objective, c: float, theta0: torch.Tensor, max_iter: int, tol: float, change_tol: float
+) -> tuple[torch.Tensor, int]:
+    """torch L-BFGS with a strong Wolfe line search from theta0; returns (theta, iterations)."""
+    param = torch.nn.Parameter(theta0.clone())
+    opt = torch.optim.LBFGS(
+        [param],
+        lr=1.0,
+        max_iter=max_iter,
+        max_eval=max_iter * 5 // 4 + 25,
+        tolerance_grad=tol,
+        tolerance_change=change_tol,
+        history_size=_HISTORY,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure() -> float:
+        loss, grad = obj.loss_grad(param.detach(), c)
+        param.grad = grad
+        return loss
+
+    with torch.no_grad():
+        opt.step(closure)
+    return param.detach(), int(opt.state[param].get("n_iter", 0))
+
+
+class _Solver:
+    """Solves the objective on one data set at any C, in two precision phases.
+
+    Phase 1 multiplies by X in float32 (half the cost of float64 on CPU) until the tolerance is
+    met or float32 rounding of the logits (loss noise ~1e-10) stalls the line search; phase 2
+    continues in float64 from there, so the result meets ``tol`` in exact arithmetic terms, like
+    scikit-learn's float64 fit. Warm-started phase 2 needs only a few iterations.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, n_classes: int):
+        self.present = torch.unique(y)
+        if len(self.present) < 2:
+            raise UserError(
+                f"Linear probe: the training labels hold {len(self.present)} class(es); at least 2 are needed."
+            )
+        self.n_classes = n_classes
+        remap = torch.full((n_classes,), -1, dtype=torch.int64, device=y.device)
+        remap[self.present] = torch.arange(len(self.present), device=y.device)
+        k = len(self.present)
+        # Absent classes are left out: with an unpenalised bias their logit would run to -inf.
+        self.fast = _Objective(x.to(torch.float32), remap[y], k)
+        self.exact = _Objective(x.to(torch.float64), remap[y], k)
+
+    def solve(
+        self, c: float, init: tuple[torch.Tensor, torch.Tensor] | None, max_iter: int, tol: float
+    ) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
+        """Returns (W [n_classes, D], b [n_classes], iterations, converged); absent classes get b = -inf."""
+        obj = self.exact
+        theta = torch.zeros(obj.n_params, dtype=torch.float64, device=obj.x.device)
+        if init is not None:
+            w0, b0 = obj.unpack(theta)
+            w0.copy_(init[0][self.present])
+            b_init = init[1][self.present]
+            b_init = torch.where(torch.isfinite(b_init), b_init, torch.zeros_like(b_init))
+            b0.copy_(b_init - b_init.mean())  # the loss ignores a shared shift of b; keep it centred
+        theta, n_iter = _lbfgs(self.fast, c, theta, max_iter, tol, _FAST_CHANGE_TOL)
+        _, grad = obj.loss_grad(theta, c)
+        converged = bool(grad.abs().max() <= tol)
+        if not converged and n_iter < max_iter:
+            theta, n_exact = _lbfgs(obj, c, theta, max_iter - n_iter, tol, _EXACT_CHANGE_TOL)
+            n_iter += n_exact
+            _, grad = obj.loss_grad(theta, c)
+            converged = bool(grad.abs().max() <= tol)
+        if not converged:
+            log.warning(
+                "Linear probe: L-BFGS stopped after %d iterations at C=%g with max |gradient| %.2e > tol %.1e.",
+                n_iter, c, float(grad.abs().max()), tol,
+            )
+        w_sub, b_sub = obj.unpack(theta)
+        w = torch.zeros((self.n_classes, obj.d), dtype=torch.float64, device=theta.device)
+        b = torch.full((self.n_classes,), -math.inf, dtype=torch.float64, device=theta.device)
+        w[self.present] = w_sub
+        b[self.present] = b_sub
+        return w, b, n_iter, converged
+
+
+def _as_labels(y, name: str) -> np.ndarray:
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise UserError(f"Linear probe: {name} must be a 1-D array of class ids; got shape {arr.shape}.")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        if not np.issubdtype(arr.dtype, np.number) or not np.all(np.mod(arr, 1) == 0):
+            raise UserError(f"Linear probe: {name} must hold integer class ids.")
+    return arr.astype(np.int64)
+
+
+def _as_features(x, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        raise UserError(f"Linear probe: {name} must be a 2-D [N, D] feature array; got shape {arr.shape}.")
+    if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
+        raise UserError(f"Linear probe: {name} must hold numbers; got dtype {arr.dtype}.")
+    if not np.all(np.isfinite(arr)):
+        raise UserError(f"Linear probe: {name} contains NaN or infinite values; re-extract the features.")
+    return arr
+
+
+def _check_label_range(y: np.ndarray, n_classes: int, name: str) -> None:
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise UserError(
+            f"Linear probe: {name} holds class ids outside [0, {n_classes}); pass n_classes or fix the labels."
+        )
+
+
+def _torch_device(device: str) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise UserError(f"Linear probe: device {device!r} is not a torch device name; use 'cpu' or 'cuda'.") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"Linear probe: device {device!r} was requested but no CUDA GPU is visible; use device='cpu'.")
+    return dev
+
+
+def fit_logreg(
+    x,
+    y,
+    c: float,
+    n_classes: int,
+    init: tuple[np.ndarray, np.ndarray] | None = None,
+    *,
+    max_iter: int = 1000,
+    tol: float = 1e-6,
+    device: str = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit one L2 multinomial logistic regression at inverse strength ``c`` on ``x`` as given.
+
+    Same model as scikit-learn's ``LogisticRegression(C=c)`` (multinomial, lbfgs) for 3+ classes.
+    Returns float64 (W [n_classes, D], b [n_classes]); a class absent from ``y`` gets W = 0 and
+    b = -inf, so it is never predicted. ``init`` is a warm start (W, b).
+    """
+    x = _as_features(x, "x")
+    y = _as_labels(y, "y")
+    if len(x) != len(y):
+        raise UserError(f"Linear probe: x has {len(x)} rows but y has {len(y)} labels.")
+    _check_label_range(y, n_classes, "y")
+    _check_solver_args(c, max_iter, tol)
+    dev = _torch_device(device)
+    solver = _Solver(torch.as_tensor(x, device=dev), torch.as_tensor(y, device=dev), n_classes)
+    init_t = None
+    if init is not None:
+        init_t = tuple(torch.as_tensor(np.asarray(a), dtype=torch.float64, device=dev) for a in init)
+    w, b, _, _ = solver.solve(float(c), init_t, max_iter, tol)
+    return w.cpu().numpy(), b.cpu().numpy()
+
+
+def _check_solver_args(c: float, max_iter: int, tol: float) -> None:
+    if not (np.isfinite(c) and c > 0):
+        raise UserError(f"Linear probe: C must be a positive finite number; got {c!r}.")
+    if int(max_iter) < 1:
+        raise UserError(f"Linear probe: max_iter must be at least 1; got {max_iter!r}.")
+    if not (np.isfinite(tol) and tol > 0):
+        raise UserError(f"Linear probe: tol must be a positive finite number; got {tol!r}.")
+
+
+def _standardiser(train_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std per feature of the training split; a constant feature gets std 1 (it maps to 0)."""
+    x = train_x.astype(np.float64)
+    mean = x.mean(axis=0)
+    std = x.std(axis=0)
+    std[np.ptp(x, axis=0) == 0] = 1.0
+    return mean, std
+
+
+def _val_score(pred: np.ndarray, y: np.ndarray, metric: str) -> float:
+    """Top-1 accuracy, or recall averaged over the classes present in y (sklearn's balanced accuracy)."""
+    if metric == "top1":
+        return float(np.mean(pred == y))
+    classes, inverse = np.unique(y, return_inverse=True)
+    hits = np.bincount(inverse, weights=(pred == y).astype(np.float64), minlength=len(classes))
+    return float(np.mean(hits / np.bincount(inverse, minlength=len(classes))))
+
+
+def _refinement(grid: np.ndarray, best: int, steps: int, tried: list[float]) -> np.ndarray:
+    """``steps`` log-spaced C values strictly between the neighbours of grid[best], minus those tried."""
+    if steps <= 0 or len(grid) < 2:
+        return np.empty(0)
+    lo = grid[max(best - 1, 0)]
+    hi = grid[min(best + 1, len(grid) - 1)]
+    fine = np.logspace(np.log10(lo), np.log10(hi), steps + 2)[1:-1]
+    return np.array([c for c in fine if not np.any(np.isclose(c, tried, rtol=1e-9, atol=0.0))])
+
+
+def _logits(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.addmm(b, x, w.T)
+
+
+def fit_linear_probe(
+    train_x,
+    train_y,
+    val_x,
+    val_y,
+    test_x,
+    test_y=None,
+    *,
+    n_classes: int | None = None,
+    c_grid=None,
+    refine_steps: int = 8,
+    max_iter: int = 1000,
+    tol: float = 1e-6,
+    device: str = "cpu",
+    select_metric: str = "top1",
+    seed: int = 0,
+) -> ProbeResult:
+    """CLIP-protocol linear probe: search C on val, refit on train+val, predict test.
+
+    Search: every C of ``c_grid`` (default 1e-6..1e6, one per decade), from strong to weak
+    regularisation, each fit warm-started from the previous one; then ``refine_steps`` log-spaced
+    values strictly between the neighbours of the best coarse C. The best C maximises
+    ``select_metric`` on val (ties: the first in search order). Features are standardised with the
+    training split's mean and std. The fit uses no randomness; ``seed`` is accepted so callers can
+    pass the study seed uniformly, and results are identical for any seed.
+    """
+    del seed  # deterministic algorithm: zero start, full batch
+    train_x = _as_features(train_x, "train_x")
+    val_x = _as_features(val_x, "val_x")
+    test_x = _as_features(test_x, "test_x")
+    train_y = _as_labels(train_y, "train_y")
+    val_y = _as_labels(val_y, "val_y")
+    for name, x, y in (("train", train_x, train_y), ("val", val_x, val_y)):
+        if len(x) != len(y):
+            raise UserError(f"Linear probe: {name}_x has {len(x)} rows but {name}_y has {len(y)} labels.")
+    if test_y is not None:
+        test_y = _as_labels(test_y, "test_y")
+        if len(test_y) != len(test_x):
+            raise UserError(f"Linear probe: test_x has {len(test_x)} rows but test_y has {len(test_y)} labels.")
+    dims = {train_x.shape[1], val_x.shape[1], test_x.shape[1]}
+    if len(dims) != 1:
+        raise UserError(f"Linear probe: train, val and test features differ in width {sorted(dims)}; embed them with the same model.")
+    if len(train_x) == 0 or len(val_x) == 0:
+        raise UserError("Linear probe: the train and validation splits must both be non-empty to choose C.")
+    if select_metric not in SELECT_METRICS:
+        raise UserError(f"Linear probe: select_metric must be one of {SELECT_METRICS}; got {select_metric!r}.")
+    labels = [train_y, val_y] + ([test_y] if test_y is not None else [])
+    if n_classes is None:
+        n_classes = int(max(y.max() for y in labels if y.size)) + 1
+    for name, y in zip(("train_y", "val_y", "test_y"), labels):
+        _check_label_range(y, n_classes, name)
+    grid = np.sort(np.asarray(DEFAULT_C_GRID if c_grid is None else c_grid, dtype=np.float64).ravel())
+    if grid.size == 0:
+        raise UserError("Linear probe: c_grid is empty; give at least one C value.")
+    for c in grid:
+        _check_solver_args(c, max_iter, tol)
+    dev = _torch_device(device)
+
+    mean, std = _standardiser(train_x)
+
+    def prepared(x: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor((x.astype(np.float64) - mean) / std, device=dev)
+
+    xtr, xva, xte = prepared(train_x), prepared(val_x), prepared(test_x)
+    ytr = torch.as_tensor(train_y, device=dev)
+    solver = _Solver(xtr, ytr, n_classes)
+
+    solutions: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+    val_curve: list[tuple[float, float]] = []
+
+    def try_c(c: float) -> None:
+        below = [s for s in solutions if s < c]
+        init = solutions[max(below)] if below else None
+        w, b, n_iter, _ = solver.solve(c, init, max_iter, tol)
+        solutions[c] = (w, b)
+        pred = _logits(xva, w, b).argmax(dim=1).cpu().numpy()
+        score = _val_score(pred, val_y, select_metric)
+        val_curve.append((c, score))
+        log.info("linear probe: C=%.4g val %s=%.4f (%d L-BFGS iterations)", c, select_metric, score, n_iter)
+
+    for c in grid:
+        try_c(float(c))
+    best_coarse = int(np.argmax([s for _, s in val_curve]))
+    for c in _refinement(grid, best_coarse, refine_steps, [c for c, _ in val_curve]):
+        try_c(float(c))
+    best_c = val_curve[int(np.argmax([s for _, s in val_curve]))][0]
+
+    # Final model: train+val at the chosen C, warm-started from the train-only fit at that C.
+    refit = _Solver(torch.cat([xtr, xva]), torch.cat([ytr, torch.as_tensor(val_y, device=dev)]), n_classes)
+    w, b, n_iter, _ = refit.solve(best_c, solutions[best_c], max_iter, tol)
+    log.info("linear probe: refit on train+val at C=%.4g (%d L-BFGS iterations)", best_c, n_iter)
+    logits = _logits(xte, w, b)
+    return ProbeResult(
+        best_c=float(best_c),
+        val_curve=[(float(c), float(s)) for c, s in val_curve],
+        test_pred=logits.argmax(dim=1).cpu().numpy().astype(np.int64),
+        test_logits=logits.to(torch.float32).cpu().numpy(),
+        n_train=len(train_x),
+        n_val=len(val_x),
+        n_test=len(test_x),
+    )

@@ -1,0 +1,397 @@
+"""Fine-tune the image encoder of an open_clip model for FR, MAD or PAD (the published recipes).
+
+One code path for a single process and for torchrun (DDP; NCCL on GPUs, gloo on CPU):
+- every rank seeds identically, so LoRA and head initialise identically;
+- the global batch of each step is a fixed slice of a seeded permutation of the data, and rank k
+  takes every world_size-th sample of it, so DDP's gradient average equals the single-process
+  gradient of the same global batch;
+- augmentation draws from a generator seeded by (seed, epoch, sample index), so a sample is
+  augmented the same way whatever the number of ranks or workers.
+
+The embedding fed to the head is `F.normalize(model.encode_image(x))`. AdamW with separate
+learning rates for encoder and head, the published schedule (warm-up, cosine with warm restarts),
+gradient clipping of encoder and head separately, autocast (bf16/fp16) on GPU only.
+
+Rank 0 writes the per-step CSV log and then the model file: LoRA merged into the weights, the
+head as `head.*` tensors, and a card with architecture, preprocessing, base digest, recipe,
+training-data digest, seed and final metrics. A NaN/inf loss stops every rank with a UserError
+before anything is written as a finished model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+from tqdm import tqdm
+
+from overspec.data.train_sets import TrainSet, open_train_set
+from overspec.errors import UserError
+from overspec.models.checkpoint import load_model, save_model
+from overspec.models.factory import preprocessing_of
+from overspec.models.heads import MarginHead, build_head, head_tensors
+from overspec.models.lora import apply_lora, lora_parameters, merge_lora
+from overspec.provenance import atomic_path, sha256_file
+from overspec.train.ddp import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
+from overspec.train.recipe import FinetuneConfig
+from overspec.train.schedule import lr_at
+
+LOG_COLUMNS = ("step", "epoch", "loss", "lr_encoder", "lr_head", "grad_norm", "grad_norm_head", "accuracy")
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def build_transform(preprocessing: dict[str, Any], config: FinetuneConfig) -> transforms.Compose:
+    """Model preprocessing (resize as the card says) with the recipe's augmentation before ToTensor."""
+    size = preprocessing["size"]
+    base = open_clip.image_transform(
+        tuple(size), is_train=False, mean=tuple(preprocessing["mean"]), std=tuple(preprocessing["std"]),
+        resize_mode=preprocessing.get("resize_mode", "shortest"),
+        interpolation=preprocessing.get("interpolation", "bicubic"),
+    ).transforms
+    to_tensor = next(i for i, t in enumerate(base) if isinstance(t, transforms.ToTensor))
+    augment: list = []
+    if config.augment.rand_augment:
+        augment.append(transforms.RandAugment(config.augment.rand_augment_ops, config.augment.rand_augment_magnitude))
+    if config.augment.hflip:
+        augment.append(transforms.RandomHorizontalFlip(0.5))
+    return transforms.Compose(base[:to_tensor] + augment + base[to_tensor:])
+
+
+class _SeededView(Dataset):
+    """Items are (epoch, index) keys; each sample is transformed under its own seeded RNG."""
+
+    def __init__(self, train_set: TrainSet, transform, seed: int) -> None:
+        self.train_set, self.transform, self.seed = train_set, transform, seed
+
+    def __len__(self) -> int:
+        return len(self.train_set)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        epoch, index = key
+        image, label = self.train_set[index]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(hash_seed(self.seed, epoch, index))
+            return self.transform(image), label
+
+
+def hash_seed(*parts: int) -> int:
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") & ((1 << 63) - 1)
+
+
+def global_batches(labels: np.ndarray, config: FinetuneConfig, steps: int, steps_per_epoch: int) -> Iterator[tuple[int, list[int]]]:
+    """(epoch, global batch indices) for each step: a seeded permutation per epoch, last partial batch dropped."""
+    n = len(labels)
+    counts = np.bincount(labels)
+    weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.float64)
+    for step in range(steps):
+        epoch, within = divmod(step, steps_per_epoch)
+        if within == 0:
+            gen = torch.Generator().manual_seed(hash_seed(config.seed, epoch, 0xDA7A))
+            order = (torch.multinomial(weights, n, replacement=True, generator=gen) if config.balanced_sampling
+                     else torch.randperm(n, generator=gen))
+        yield epoch, order[within * config.batch_size:(within + 1) * config.batch_size].tolist()
+
+
+class _LocalBatches:
+    """This rank's share of every global batch, as (epoch, index) keys for `_SeededView` (made lazily)."""
+
+    def __init__(self, labels: np.ndarray, config: FinetuneConfig, steps: int, steps_per_epoch: int,
+                 ctx: DistContext) -> None:
+        self.args, self.steps, self.ctx = (labels, config, steps, steps_per_epoch), steps, ctx
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        for epoch, indices in global_batches(*self.args):
+            yield [(epoch, i) for i in indices[self.ctx.rank::self.ctx.world_size]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Model
+
+
+class _Student(nn.Module):
+    """Image encoder + head, the only part that trains (and the only part DDP wraps)."""
+
+    def __init__(self, visual: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.visual, self.head = visual, head
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embeddings = F.normalize(self.visual(images).float(), dim=-1)
+        with torch.autocast(device_type=images.device.type, enabled=False):  # margins need fp32 cosines
+            return embeddings, self.head(embeddings, labels)
+
+
+def frozen_digest(model: nn.Module) -> str:
+    """sha256 of every tensor outside the image encoder (the text tower must come back untouched)."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        if not name.startswith("visual."):
+            h.update(name.encode() + tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _prepare_encoder(model: nn.Module, config: FinetuneConfig) -> list[nn.Parameter]:
+    for p in model.parameters():
+        p.requires_grad_(False)
+    if config.method == "lora":
+        apply_lora(model, config.lora)
+        return list(lora_parameters(model))
+    params = list(model.visual.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    return params
+
+
+def _autocast(config: FinetuneConfig, device: torch.device):
+    if device.type != "cuda" or config.precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if config.precision == "bf16" else torch.float16)
+
+
+def _grad_norm(params: Sequence[nn.Parameter], max_norm: float | None) -> float:
+    params = [p for p in params if p.grad is not None]
+    if not params:
+        return 0.0
+    return float(torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm else math.inf))
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+
+
+def plan_steps(num_samples: int, config: FinetuneConfig) -> tuple[int, int]:
+    """(total steps, steps per epoch) for the recipe's budget; the last partial batch of an epoch is dropped."""
+    steps_per_epoch = num_samples // config.batch_size
+    if steps_per_epoch < 1:
+        raise UserError(f"batch_size={config.batch_size} is larger than the {num_samples} training samples; lower it.")
+    budget = [config.max_steps] if config.max_steps is not None else []
+    if config.epochs is not None:
+        budget.append(max(1, int(round(config.epochs * steps_per_epoch))))
+    return min(budget), steps_per_epoch
+
+
+def finetune(
+    config: FinetuneConfig,
+    base_model_path: str | Path,
+    train_data: str | Path | TrainSet,
+    out_path: str | Path,
+    log_csv: str | Path,
+    device: str = "cpu",
+    num_workers: int = 0,
+    card_extra: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run one fine-tune; rank 0 writes the log and the model file and returns the card (other ranks: {})."""
+    ctx = init_distributed(device)
+    try:
+        return _finetune(config, Path(base_model_path), train_data, Path(out_path), Path(log_csv), ctx,
+                         num_workers, card_extra or {}, progress)
+    finally:
+        shutdown(ctx)
+
+
+def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Path, log_csv: Path,
+              ctx: DistContext, num_workers: int, card_extra: dict[str, Any], progress: bool) -> dict[str, Any]:
+    if config.batch_size % ctx.world_size:
+        raise UserError(f"batch_size={config.batch_size} is not divisible by the {ctx.world_size} processes; change one of them.")
+    train_set = train_data if isinstance(train_data, TrainSet) else open_train_set(train_data)
+    loaded = load_model(base_path)
+    model, base_card = loaded.model.cpu(), loaded.card
+    preprocessing = base_card.get("preprocessing") or preprocessing_of(model)
+    steps, steps_per_epoch = plan_steps(len(train_set), config)
+
+    torch.manual_seed(config.seed)  # identical LoRA / head initialisation on every rank
+    text_before = frozen_digest(model)
+    encoder_params = _prepare_encoder(model, config)
+    embed_dim = int(model.visual.output_dim)
+    head = build_head(config.head, embed_dim, train_set.num_classes)
+    student = _Student(model.visual, head).to(ctx.device)
+    model.train()
+    trainer: nn.Module = student
+    if ctx.distributed:
+        trainer = DistributedDataParallel(student, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+
+    optimizer = torch.optim.AdamW(
+        [{"params": encoder_params, "lr": config.lr_encoder}, {"params": list(head.parameters()), "lr": config.lr_head}],
+        betas=config.betas, weight_decay=config.weight_decay,
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=ctx.device.type == "cuda" and config.precision == "fp16")
+    loader = DataLoader(_SeededView(train_set, build_transform(preprocessing, config), config.seed),
+                        batch_sampler=_LocalBatches(train_set.labels, config, steps, steps_per_epoch, ctx),
+                        num_workers=num_workers,
+                        pin_memory=ctx.device.type == "cuda")
+
+    rows: list[dict[str, Any]] = []
+    stopped_by = "budget"
+    started = time.monotonic()
+    bar = tqdm(total=steps, desc=f"finetune {config.task}", disable=not (progress and ctx.is_main),
+               file=sys.stderr, dynamic_ncols=True)
+    for step, (images, labels) in enumerate(loader):
+        epoch = step // steps_per_epoch
+        t_sched = epoch if config.schedule.unit == "epoch" else step
+        lrs = (lr_at(t_sched, config.lr_encoder, config.schedule), lr_at(t_sched, config.lr_head, config.schedule))
+        for group, lr in zip(optimizer.param_groups, lrs):
+            group["lr"] = lr
+        images = images.to(ctx.device, non_blocking=True)
+        labels = labels.to(ctx.device, non_blocking=True)
+        with _autocast(config, ctx.device):
+            embeddings, logits = trainer(images, labels)
+        loss = head.loss(logits.float(), labels)
+        with torch.no_grad():
+            plain = head(embeddings.detach().float()) if isinstance(head, MarginHead) else logits.detach()
+            correct = (plain.argmax(dim=1) == labels).sum()
+        totals = all_reduce_sum(ctx, torch.stack([loss.detach() * len(labels), correct.to(loss.dtype),
+                                                  torch.tensor(float(len(labels)), device=loss.device)]))
+        mean_loss = float(totals[0] / totals[2])
+        if not math.isfinite(mean_loss):
+            _write_log(log_csv, rows, ctx)
+            raise UserError(
+                f"Fine-tuning diverged at step {step + 1} (loss {mean_loss}); nothing was saved: lower "
+                f"lr_encoder/lr_head ({config.lr_encoder}/{config.lr_head}) or use precision fp32."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        norm_encoder = _grad_norm(encoder_params, config.grad_clip)
+        norm_head = _grad_norm(list(head.parameters()), config.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        rows.append({"step": step + 1, "epoch": epoch, "loss": mean_loss, "lr_encoder": lrs[0], "lr_head": lrs[1],
+                     "grad_norm": norm_encoder, "grad_norm_head": norm_head,
+                     "accuracy": float(totals[1] / totals[2])})
+        bar.update(1)
+        bar.set_postfix(loss=f"{mean_loss:.4f}", acc=f"{rows[-1]['accuracy']:.3f}", refresh=False)
+        if config.max_seconds is not None and _time_is_up(ctx, started, config.max_seconds):
+            stopped_by = "max_seconds"
+            break
+    bar.close()
+
+    if frozen_digest(model) != text_before:
+        raise RuntimeError("The text encoder changed during fine-tuning; this is a bug in overspec.train.")
+    barrier(ctx)  # training is over on every rank; only rank 0 digests the data and writes (may take minutes)
+    if not ctx.is_main:
+        return {}
+    if config.method == "lora":
+        merge_lora(model)
+    model.eval()
+    card = _card(config, base_card, base_path, preprocessing, train_set, head, embed_dim, rows,
+                 steps_per_epoch, stopped_by, ctx, card_extra)
+    _write_log(log_csv, rows, ctx)
+    save_model(out_path, model.cpu(), card, head=head_tensors(head))
+    return card
+
+
+def _time_is_up(ctx: DistContext, started: float, limit: float) -> bool:
+    """Rank 0's clock decides, so every rank stops after the same step."""
+    flag = torch.tensor([1.0 if time.monotonic() - started > limit else 0.0], device=ctx.device)
+    if ctx.distributed:
+        torch.distributed.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
+def _final_metrics(rows: list[dict[str, Any]], steps_per_epoch: int) -> dict[str, Any]:
+    tail = rows[-min(len(rows), steps_per_epoch):]
+    return {"loss": float(np.mean([r["loss"] for r in tail])), "accuracy": float(np.mean([r["accuracy"] for r in tail])),
+            "steps_averaged": len(tail)}
+
+
+def _card(config: FinetuneConfig, base_card: dict, base_path: Path, preprocessing: dict, train_set: TrainSet,
+          head: nn.Module, embed_dim: int, rows: list, steps_per_epoch: int, stopped_by: str,
+          ctx: DistContext, card_extra: dict) -> dict[str, Any]:
+    head_card = config.head.to_card(embed_dim, train_set.num_classes)
+    if config.head.type != "binary":
+        head_card["class_names_digest"] = hashlib.sha256("\n".join(train_set.class_names).encode()).hexdigest()
+    card = {
+        "architecture": base_card["architecture"],
+        "preprocessing": preprocessing,
+        "base_model": {"sha256": sha256_file(base_path), "name": base_card.get("name"),
+                       "architecture": base_card["architecture"]},
+        "method": config.method,
+        "lora": config.lora.to_dict() if config.method == "lora" else None,
+        "lora_merged": config.method == "lora",
+        "head": head_card,
+        "training": {
+            "task": config.task,
+            "recipe": config.to_dict(),
+            "data": train_set.summary(),
+            "seed": config.seed,
+            "world_size": ctx.world_size,
+            "device": ctx.device.type,
+            "precision": config.precision if ctx.device.type == "cuda" else "fp32",
+            "steps": len(rows),
+            "steps_per_epoch": steps_per_epoch,
+            "epochs": len(rows) / steps_per_epoch,
+            "samples_seen": len(rows) * config.batch_size,
+            "stopped_by": stopped_by,
+            "final_metrics": _final_metrics(rows, steps_per_epoch) if rows else {},
+        },
+    }
+    card.update(card_extra)
+    return card
+
+
+def _write_log(path: Path, rows: list[dict[str, Any]], ctx: DistContext) -> None:
+    if not ctx.is_main:
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+    with atomic_path(path) as tmp:
+        tmp.write_text(buffer.getvalue())
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line (what torchrun launches for gpu > 1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m overspec.train.finetune", description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", required=True, help="recipe as a JSON file or JSON text")
+    parser.add_argument("--base", required=True, help="base model .safetensors")
+    parser.add_argument("--data", required=True, help="identity folder, .rec or .csv list")
+    parser.add_argument("--out", required=True, help="output model .safetensors")
+    parser.add_argument("--log", required=True, help="per-step CSV log")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--card-extra", default=None, help="JSON object merged into the model card")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        text = args.recipe if args.recipe.lstrip().startswith("{") else Path(args.recipe).read_text()
+        config = FinetuneConfig.from_dict(json.loads(text))
+        extra = json.loads(args.card_extra) if args.card_extra else None
+        finetune(config, args.base, args.data, args.out, args.log, device=args.device, num_workers=args.workers,
+                 card_extra=extra, progress=not args.no_progress)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""A fine-tuning recipe: every hyperparameter of one `finetune` run, built from a config mapping.
+
+Unknown keys stop with a UserError naming them, so a typo in a study config never silently falls
+back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from overspec.errors import UserError
+from overspec.models.heads import HeadConfig
+from overspec.models.lora import LoRAConfig
+from overspec.train.schedule import ScheduleConfig
+
+TASKS = ("fr", "mad", "pad")
+METHODS = ("lora", "full")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    hflip: bool = True
+    rand_augment: bool = False
+    rand_augment_ops: int = 4  # published FRoundation: RandAugment(num_ops=4, magnitude=16)
+    rand_augment_magnitude: int = 16  # torchvision scale (31 bins)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    task: str = "fr"
+    method: str = "lora"
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    lr_encoder: float = 1e-4
+    lr_head: float = 1e-4
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.999)
+    batch_size: int = 512  # global, over all ranks
+    epochs: float | None = 40
+    max_steps: int | None = None  # caps the run; with epochs None it is the whole budget
+    max_seconds: float | None = None  # wall-clock cap (a time-capped run is not reproducible)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    grad_clip: float | None = 5.0  # max L2 norm, applied to encoder and head separately (published)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    balanced_sampling: bool = False  # class-balanced sampling with replacement (FoundPAD)
+    precision: str = "fp32"  # "bf16"/"fp16": autocast on GPU (published code: fp32); CPU always fp32
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise UserError(f"Fine-tuning task '{self.task}' is unknown: use one of {list(TASKS)}.")
+        if self.method not in METHODS:
+            raise UserError(f"Fine-tuning method '{self.method}' is unknown: use one of {list(METHODS)}.")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"precision '{self.precision}' is unknown: use one of {list(PRECISIONS)}.")
+        if self.batch_size < 1:
+            raise UserError(f"batch_size={self.batch_size} must be at least 1.")
+        if self.epochs is None and self.max_steps is None:
+            raise UserError("A fine-tuning recipe needs epochs or max_steps (or both).")
+        if self.lr_encoder < 0 or self.lr_head < 0 or self.weight_decay < 0:
+            raise UserError("Learning rates and weight_decay must not be negative.")
+        object.__setattr__(self, "betas", tuple(self.betas))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "recipe") -> "FinetuneConfig":
+        data = dict(data or {})
+        nested = {"lora": LoRAConfig, "head": HeadConfig, "schedule": ScheduleConfig, "augment": AugmentConfig}
+        kwargs: dict[str, Any] = {}
+        _check_keys(cls, data, where)
+        for key, value in data.items():
+            if key in nested:
+                _check_keys(nested[key], value or {}, f"{where}.{key}")
+                kwargs[key] = nested[key](**(value or {}))
+            else:
+                kwargs[key] = value
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values; `from_dict(to_dict())` gives the same recipe."""
+        return _jsonable(dataclasses.asdict(self))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _check_keys(cls, data: Any, where: str) -> None:
+    if not isinstance(data, Mapping):
+        raise UserError(f"{where} must be a mapping of settings, got {type(data).__name__}.")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(f"{where}: unknown setting(s) {unknown}; known ones are {sorted(known)}.")

@@ -1,0 +1,42 @@
+# Embeddings: one HDF5 per (model, dataset, split), and one zero-shot classifier per (model, dataset).
+
+
+rule embed_images:
+    input:
+        **model_inputs(),
+        manifest="results/data/{dataset}/manifest.json",
+    output:
+        h5="results/embeddings/{model}/{dataset}/{split}.h5",
+    params:
+        batch_size=EVAL["embed_batch_size"],
+        code=code("embed_images"),
+    log:
+        "logs/embed_images/{model}/{dataset}/{split}.log",
+    benchmark:
+        "results/benchmarks/embed_images/{model}/{dataset}/{split}.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    script:
+        "../workflow_scripts/embed_images.py"
+
+
+rule embed_classnames:
+    input:
+        **model_inputs(),
+        manifest="results/data/{dataset}/manifest.json",
+    output:
+        h5="results/text/{model}/{dataset}.h5",
+    params:
+        code=code("embed_classnames"),
+    log:
+        "logs/embed_classnames/{model}/{dataset}.log",
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../workflow_scripts/embed_classnames.py"

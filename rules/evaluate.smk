@@ -1,0 +1,47 @@
+# General-vision protocols on cached embeddings.
+
+
+rule eval_zeroshot:
+    input:
+        test="results/embeddings/{model}/{dataset}/test.h5",
+        text="results/text/{model}/{dataset}.h5",
+        manifest="results/data/{dataset}/manifest.json",
+    output:
+        json="results/zeroshot/{model}/{dataset}.json",
+    params:
+        bootstrap=EVAL["bootstrap_resamples"],
+        seed=SEED,
+        code=code("eval_zeroshot"),
+    log:
+        "logs/eval_zeroshot/{model}/{dataset}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../workflow_scripts/eval_zeroshot.py"
+
+
+rule fit_linear_probe:
+    input:
+        train="results/embeddings/{model}/{dataset}/train.h5",
+        val="results/embeddings/{model}/{dataset}/val.h5",
+        test="results/embeddings/{model}/{dataset}/test.h5",
+        manifest="results/data/{dataset}/manifest.json",
+    output:
+        json="results/linear_probe/{model}/{dataset}.json",
+    params:
+        c_grid=EVAL["linear_probe"].get("c_grid"),
+        bootstrap=EVAL["bootstrap_resamples"],
+        seed=SEED,
+        code=code("fit_linear_probe"),
+    log:
+        "logs/fit_linear_probe/{model}/{dataset}.log",
+    benchmark:
+        "results/benchmarks/fit_linear_probe/{model}/{dataset}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    script:
+        "../workflow_scripts/fit_linear_probe.py"

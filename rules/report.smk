@@ -1,0 +1,22 @@
+# The study's tables.
+
+
+rule aggregate_tables:
+    input:
+        results=general_results(),
+    output:
+        metrics="results/tables/metrics.csv",
+        gelo="results/tables/gelo.csv",
+        metrics_md="results/tables/metrics.md",
+        gelo_md="results/tables/gelo.md",
+    params:
+        models=MODELS,
+        code=code("aggregate_tables"),
+    log:
+        "logs/aggregate_tables/aggregate_tables.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../workflow_scripts/aggregate_tables.py"

@@ -1,0 +1,146 @@
+"""summary.md: the three findings judged correctly on crafted GELO tables, gains, missing models."""
+
+import pandas as pd
+import pytest
+
+from overspec.report.gelo import GELO_COLUMNS, gelo_table
+from overspec.report.paper import load_paper_tables, paper_as_metrics
+from overspec.report.summary import (
+    NOT_SUPPORTED,
+    NOT_TESTED,
+    SUPPORTED,
+    backbone_ranks,
+    biometric_gains,
+    describe_adaptation,
+    describe_adaptations,
+    findings,
+    write_summary,
+)
+
+
+def gelo(values: dict[tuple[str, str, str], float]) -> pd.DataFrame:
+    """{(adaptation, backbone, protocol): gelo} -> a GELO table, baselines included."""
+    rows = []
+    for backbone in sorted({b for _, b, _ in values}):
+        for protocol in ("zeroshot", "linear_probe"):
+            rows.append((f"clip-{backbone}", backbone, "none", protocol, 0.5, 0.5, 1.0))
+    for (adaptation, backbone, protocol), value in values.items():
+        rows.append((f"{adaptation}-{backbone}", backbone, adaptation, protocol, 0.5, 0.5 * value, value))
+    return pd.DataFrame(rows, columns=list(GELO_COLUMNS))
+
+
+PAPER_LIKE = {
+    ("fr", "ViT-B/16", "zeroshot"): 0.688,
+    ("mad", "ViT-B/16", "zeroshot"): 0.976,
+    ("pad", "ViT-B/16", "zeroshot"): 0.990,
+    ("fr", "ViT-L/14", "zeroshot"): 0.813,
+    ("mad", "ViT-L/14", "zeroshot"): 0.994,
+    ("pad", "ViT-L/14", "zeroshot"): 0.997,
+    ("fr", "ViT-B/16", "linear_probe"): 0.929,
+    ("mad", "ViT-B/16", "linear_probe"): 0.991,
+    ("pad", "ViT-B/16", "linear_probe"): 0.997,
+    ("fr", "ViT-L/14", "linear_probe"): 0.951,
+    ("mad", "ViT-L/14", "linear_probe"): 0.999,
+    ("pad", "ViT-L/14", "linear_probe"): 0.999,
+}
+
+
+def test_all_three_supported():
+    task, head, capacity = findings(gelo(PAPER_LIKE))
+    assert (task.verdict, task.holds, task.total) == (SUPPORTED, 8, 8)
+    assert (head.verdict, head.holds, head.total) == (SUPPORTED, 4, 4)
+    assert "confounded" in head.note
+    assert (capacity.verdict, capacity.holds, capacity.total) == (SUPPORTED, 6, 6)
+
+
+def test_each_finding_can_fail():
+    values = dict(PAPER_LIKE)
+    values[("fr", "ViT-L/14", "linear_probe")] = 0.9995  # FR above MAD (0.999) on ViT-L
+    values[("pad", "ViT-L/14", "zeroshot")] = 0.95  # PAD loses capacity ordering
+    task, head, capacity = findings(gelo(values))
+    assert task.verdict == NOT_SUPPORTED and (task.holds, task.total) == (6, 8)
+    assert any("fails" in line and "ViT-L/14, linear probe" in line for line in task.lines)
+    assert head.verdict == NOT_SUPPORTED and head.holds == 3  # 0.9995 > mean(0.999, 0.999)
+    assert capacity.verdict == NOT_SUPPORTED and (capacity.holds, capacity.total) == (5, 6)
+    assert any(line.startswith("pad, zero-shot: ViT-L/14 0.950 < ViT-B/16 0.990 (fails)") for line in capacity.lines)
+
+
+def test_missing_models_are_not_tested():
+    only_fr = {k: v for k, v in PAPER_LIKE.items() if k[0] == "fr" and k[1] == "ViT-B/16"}
+    task, head, capacity = findings(gelo(only_fr))
+    assert task.verdict == head.verdict == capacity.verdict == NOT_TESTED
+    assert "this run has FR" in task.note
+    no_fr = {k: v for k, v in PAPER_LIKE.items() if k[0] != "fr"}
+    task, head, capacity = findings(gelo(no_fr))
+    assert task.verdict == NOT_TESTED and head.verdict == NOT_TESTED
+    assert capacity.verdict == SUPPORTED and capacity.total == 4
+
+
+def test_controlled_head_pairs_are_counted():
+    values = dict(PAPER_LIKE)
+    values[("fr-binary", "ViT-B/16", "zeroshot")] = 0.60  # same task, binary head, forgets MORE
+    _, head, _ = findings(gelo(values))
+    assert head.verdict == NOT_SUPPORTED
+    assert any("same task FR" in line and "(fails)" in line for line in head.lines)
+    assert not head.note
+
+
+def test_overrides_and_name_inference():
+    assert describe_adaptation("lora-fr-r16").task == "fr"
+    assert describe_adaptation("fr-binary").head == "binary"
+    assert describe_adaptation("mad-cosface").head == "multiclass"
+    assert describe_adaptation("mystery").task is None
+    assert describe_adaptation("mystery", {"task": "pad"}).head == "binary"
+    # an ablation marked non-primary does not enter the task-complexity comparison
+    values = dict(PAPER_LIKE)
+    values[("fr-r64", "ViT-B/16", "zeroshot")] = 0.999
+    task, _, _ = findings(gelo(values), adaptations={"fr-r64": {"primary": False}})
+    assert task.verdict == SUPPORTED
+    task, _, _ = findings(gelo(values))
+    assert task.verdict == NOT_SUPPORTED
+    assert describe_adaptations(["none", "fr"]) == {"fr": describe_adaptation("fr")}
+
+
+def test_backbone_sizes_from_names_or_table():
+    assert backbone_ranks(["ViT-L/14", "ViT-B/16", "toy-clip-s", "toy-clip-m", "resnet"]) == {
+        "ViT-L/14": 4,
+        "ViT-B/16": 3,
+        "toy-clip-s": 1,
+        "toy-clip-m": 2,
+    }
+    assert backbone_ranks(["a", "b"], {"a": 8e6, "b": 3e7}) == {"a": 8e6, "b": 3e7}
+    values = {("fr", "a", "zeroshot"): 0.9, ("fr", "b", "zeroshot"): 0.8}
+    *_, capacity = findings(gelo(values))
+    assert capacity.verdict == NOT_TESTED and "sizes unknown for a, b" in capacity.note
+    *_, capacity = findings(gelo(values), backbone_sizes={"a": 1, "b": 2})
+    assert capacity.verdict == NOT_SUPPORTED
+
+
+def test_biometric_gains_use_direction_of_each_metric():
+    metrics = paper_as_metrics(load_paper_tables())
+    gains = biometric_gains(metrics, describe_adaptations(metrics.adaptation))
+    mad = gains[(gains.model == "MADation ViT-B/16") & (gains.metric == "EER")].iloc[0]
+    assert (mad.fine_tuned, mad.baseline_value, mad.gain_pp) == pytest.approx((11.89, 23.59, 11.70))
+    auc = gains[(gains.model == "FoundPAD ViT-L/14") & (gains.metric == "AUC")].iloc[0]
+    assert auc.gain_pp == pytest.approx(59.7 - 74.83)
+    fr = gains[(gains.model == "FRoundation ViT-L/14") & (gains.benchmark == "mean of 5 sets")].iloc[0]
+    assert fr.fine_tuned == pytest.approx(95.594)
+
+
+def test_summary_page_on_published_numbers_and_on_a_partial_run(tmp_path):
+    metrics = paper_as_metrics(load_paper_tables())
+    table = gelo_table(metrics)
+    text = write_summary(metrics, table, tmp_path / "summary.md").read_text()
+    assert "1. **Task complexity.**" in text and "**Supported** (8 of 8 comparisons hold)" in text
+    # the paper's own numbers break its capacity claim once: FoundPAD zero-shot 1.001 (B) > 0.997 (L)
+    assert "3. **Capacity.**" in text and "**Not supported** (5 of 6 comparisons hold)" in text
+    assert "FRoundation ViT-B/16 | ViT-B/16   | fr" in text and "0.688" in text
+    assert "+53.73" in text  # FRoundation ViT-B on IJB-B over CLIP
+
+    partial = metrics[metrics.model.isin(["CLIP ViT-B/16", "MADation ViT-B/16"])]
+    text = write_summary(partial, gelo_table(partial), tmp_path / "partial.md").read_text()
+    assert text.count("**Not tested in this run**") == 3
+    assert (
+        write_summary(partial, gelo_table(partial), tmp_path / "again.md").read_bytes()
+        == (tmp_path / "partial.md").read_bytes()
+    )

@@ -1,0 +1,7 @@
+"""Rule aggregate_tables: every result JSON into metrics.csv, gelo.csv and their Markdown views."""
+from overspec.jobs import job_log
+
+with job_log(snakemake.log[0]):
+    from overspec.report.aggregate import aggregate_tables
+
+    aggregate_tables(snakemake.input.results, snakemake.params.models, dict(snakemake.output))

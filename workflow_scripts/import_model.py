@@ -1,0 +1,7 @@
+"""Rule import_model: bring in pretrained open_clip weights (e.g. OpenAI CLIP) as an overspec model file."""
+from overspec.jobs import job_log
+
+with job_log(snakemake.log[0]):
+    from overspec.models.importing import import_model
+
+    import_model(snakemake.params.pretrained, snakemake.params.arch, snakemake.output.model)
