@@ -5,7 +5,10 @@ from snakemake.utils import min_version
 min_version("9.19")
 
 
-configfile: "config.yaml"
+# --configfile replaces the default study instead of being merged into it.
+if not config:
+
+    configfile: "config.yaml"
 
 
 include: "rules/common.smk"

@@ -6,6 +6,7 @@ Run: python benchmarks/toy_faces.py   (prints readable lines, then one JSON obje
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import numpy as np
@@ -33,8 +34,9 @@ def main() -> None:
                                            for img in faces.render_faces(ids[:300], rng, 32)
                                            for kind in faces.ATTACK_KINDS], 900),
     }
+    result["load_average_1min"] = os.getloadavg()[0]  # other processes on the machine slow every number above
     for name, value in result.items():
-        print(f"{name:>26}: {value:8.0f}")
+        print(f"{name:>26}: {value:8.1f}")
     print(json.dumps({k: round(v, 1) for k, v in result.items()}, sort_keys=True))
 
 

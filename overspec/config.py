@@ -92,6 +92,21 @@ def check_config(config: dict[str, Any], schema_path: str | Path) -> None:
     check_references(config)
 
 
+def missing_data(config: dict[str, Any]) -> list[str]:
+    """One line per configured real dataset whose folder is missing under data_root."""
+    from overspec.data.registry import get_dataset
+
+    lines = []
+    for name in config.get("datasets", {}).get("general", []):
+        spec = get_dataset(name)
+        if spec.is_toy:
+            continue
+        root = Path(config.get("data_root", "data")) / (spec.location or name)
+        if not root.exists():
+            lines.append(f"{name}: {root} is missing (expected {spec.layout or 'its standard layout'})")
+    return lines
+
+
 # ---------------------------------------------------------------------------------------------
 # Tables for the rules
 

@@ -4,9 +4,10 @@ import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
-from overspec.config import check_config, model_table
+from overspec.config import check_config, missing_data, model_table
 from overspec.data.registry import get_dataset
 from overspec.errors import UserError
 from overspec.provenance import code_digest
@@ -20,6 +21,9 @@ except UserError as error:
 validate(config, "../schemas/config.schema.yaml")  # Snakemake's own check; fills the defaults
 
 MODELS = model_table(config)
+
+for line in missing_data(config):  # the DAG still builds; prepare_dataset stops on these when run
+    logger.warning(f"Missing data for {line}")
 GENERAL = config["datasets"]["general"]
 SEED = config["seed"]
 EVAL = config["evaluation"]

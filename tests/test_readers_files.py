@@ -30,7 +30,7 @@ def test_caltech101_keeps_background_and_carves_30_per_class(tmp_path):
                      {f: folders.index(f) for f in counts})
     (tmp_path / "caltech101" / "101_ObjectCategories" / "BACKGROUND_Google" / "tmp").write_text("not an image")
     spec, (train, val, test) = _all_splits("caltech101", tmp_path)
-    per = lambda r: np.bincount(r.labels(), minlength=102)[[0, 2, 101]].tolist()  # noqa: E731
+    per = lambda r: np.bincount(r.labels(), minlength=102)[[0, 2, 101]].tolist()
     assert per(train) == [27, 27, 5] and per(val) == [3, 3, 0] and per(test) == [10, 1, 0]
     assert not (set(train.ids()) | set(val.ids())) & set(test.ids())
     assert test.ids()[0].startswith("101_ObjectCategories/BACKGROUND_Google/image_")
@@ -99,7 +99,7 @@ def test_fer2013_csv_usage_column_gives_three_splits(tmp_path):
 
 def test_pcam_h5_lazy_handle_survives_pickling(tmp_path):
     write_pcam(tmp_path, {"train": 4, "valid": 2, "test": 3})
-    spec, (train, val, test) = _all_splits("pcam", tmp_path)
+    _, (train, val, test) = _all_splits("pcam", tmp_path)
     assert [len(train), len(val), len(test)] == [4, 2, 3] and test.labels() == [0, 1, 0]
     assert decode_pattern(test.load(2)) == (0, 2)
     clone = pickle.loads(pickle.dumps(test))  # what a DataLoader worker receives

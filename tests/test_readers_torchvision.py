@@ -88,7 +88,7 @@ def test_cifar100_with_other_class_names_is_refused(tmp_path, accept_checksums):
 
 def test_mnist_raw_idx_opens_without_checksums(tmp_path):
     write_mnist(tmp_path, train=40, test=8)
-    spec, splits = _splits("mnist", tmp_path)
+    _, splits = _splits("mnist", tmp_path)
     assert splits["test"].labels() == list(range(8)) and splits["test"].ids()[7] == "test/000007"
     assert len(splits["train"]) + len(splits["val"]) == 40
     assert np.bincount(splits["val"].labels(), minlength=10).tolist() == [0] * 10  # 4 per class: round(.4) = 0
@@ -155,7 +155,7 @@ def test_gtsrb_carves_whole_tracks_and_reads_test_csv(tmp_path):
     spec = get_dataset("gtsrb")
     train, val, test = (open_dataset_split(spec, tmp_path, s) for s in spec.splits)
     assert test.labels() == [0, 1, 2, 3, 4] and test.ids()[0] == "GTSRB/Final_Test/Images/00000.ppm"
-    tracks = lambda r: {i.rsplit("_", 1)[0] for i in r.ids() if "/00000/" in i}  # noqa: E731
+    tracks = lambda r: {i.rsplit("_", 1)[0] for i in r.ids() if "/00000/" in i}
     assert len(tracks(val)) == 1 and tracks(val).isdisjoint(tracks(train))  # 30 frames: val = one whole track of 3
     assert sum(1 for i in val.ids() if "/00000/" in i) == 3
     _check_images(train)
@@ -242,7 +242,8 @@ def test_rendered_sst2_valid_folder_is_val(tmp_path):
         write_class_tree(base / folder, {"negative": n, "positive": n}, {"negative": 0, "positive": 1},
                          suffix=".png")
     spec = get_dataset("renderedsst2")
-    train, val, test = (open_dataset_split(spec, tmp_path, s) for s in spec.splits)
+    train, val = (open_dataset_split(spec, tmp_path, s) for s in ("train", "val"))
+    assert len(open_dataset_split(spec, tmp_path, "test")) == 2
     assert val.ids() == ["valid/negative/image_0001.png", "valid/positive/image_0001.png"] and val.labels() == [0, 1]
     assert len(train) == 4 and spec.class_prompts()[1] == ["a positive review of a movie."]
     _check_images(train)

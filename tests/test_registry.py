@@ -66,7 +66,7 @@ def test_openai_names_and_known_orders():
 def test_every_real_entry_documents_location_layout_and_splits():
     for name in REAL:
         spec = get_dataset(name)
-        plan = spec.options["split_plan"]
+        plan = spec.split_plan
         assert spec.location and spec.layout.startswith(f"<data_root>/{spec.location}/"), name
         assert plan.splits == spec.splits and plan.describe(), name
         assert spec.splits == (("test",) if name == "imagenetv2" else ("train", "val", "test")), name
@@ -75,7 +75,7 @@ def test_every_real_entry_documents_location_layout_and_splits():
 
 def test_datasets_without_official_test_split_are_partitioned():
     for name in ("sun397", "eurosat", "caltech101", "resisc45"):
-        plan = get_dataset(name).options["split_plan"]
+        plan = get_dataset(name).split_plan
         assert not plan.official and plan.carve_from == "all" and plan.seed == SPLIT_SEED
         assert {part for part, _ in plan.carve} == {"train", "val", "test"}, name
 
@@ -131,7 +131,7 @@ def test_groups_move_together():
     ids = [f"track{t}_{f}" for t in range(10) for f in range(3)]
     labels = [0] * 30
     parts = _parts_as_ids(ids, labels, (("val", 0.1), ("train", None)), pattern=r"^track\d+_")
-    tracks = lambda names: {n.split("_")[0] for n in names}  # noqa: E731
+    tracks = lambda names: {n.split("_")[0] for n in names}
     assert len(parts["val"]) == 3 and len(tracks(parts["val"])) == 1
     assert tracks(parts["val"]).isdisjoint(tracks(parts["train"]))
 
@@ -149,7 +149,7 @@ def test_resolve_takes_official_splits_whole_and_carves_the_rest():
         opened.append(name)
         return _FakeOfficial([f"{name}/{i}" for i in ids], labels)
 
-    plan = get_dataset("cifar10").options["split_plan"]
+    plan = get_dataset("cifar10").split_plan
     test = plan.resolve("test", open_official)
     val, train = plan.resolve("val", open_official), plan.resolve("train", open_official)
     assert opened == ["test", "train", "train"] and len(test) == 40 and len(val) == 4 and len(train) == 36
@@ -168,3 +168,24 @@ def test_unknown_dataset_and_missing_folder_messages(tmp_path):
         open_dataset_split(get_dataset("sun397"), None, "test")
     with pytest.raises(UserError, match="has no split 'valid': use one of train, val, test"):
         open_dataset_split(get_dataset("country211"), tmp_path, "valid")
+
+
+def test_carving_is_pinned_to_sha256_ranks():
+    """Changing how splits are carved would silently change every result: pin it to the documented rule."""
+    import hashlib
+
+    ids = [f"c0/img{i:03d}.jpg" for i in range(20)]
+    by_hash = sorted(ids, key=lambda i: hashlib.sha256(f"0/{i}".encode()).hexdigest())
+    parts = _parts_as_ids(ids, [0] * 20, (("val", 0.1), ("train", None)))
+    assert parts["val"] == set(by_hash[:2]) == {"c0/img005.jpg", "c0/img018.jpg"}
+
+
+def test_options_are_plain_json_and_round_trip(tmp_path):
+    """prepare_dataset writes spec.options into the manifest; embedding reopens splits from that JSON."""
+    import json
+
+    for name in REAL:
+        spec = get_dataset(name)
+        options = json.loads(json.dumps(spec.options))
+        assert SplitPlan.from_dict(options["split_plan"]) == spec.split_plan, name
+        assert options["layout"] == spec.layout

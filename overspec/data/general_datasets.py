@@ -42,9 +42,9 @@ def official(**mapping: str) -> SplitPlan:
 def _entry(name: str, reader: str, location: str, layout: str, plan: SplitPlan, metric: str = "top1",
            **options) -> DatasetSpec:
     data = prompt_sets()[name]
-    opts = {"split_plan": plan, **options}
+    opts = {"split_plan": plan.to_dict(), "layout": layout, **options}  # plain data: manifests record it
     if "reader_classes" in data:
-        opts["reader_classes"] = tuple(data["reader_classes"])
+        opts["reader_classes"] = list(data["reader_classes"])
     return DatasetSpec(
         name=name, reader=reader, classes=tuple(data["classes"]), templates=tuple(data["templates"]),
         splits=plan.splits, primary_metric=metric, location=location, layout=layout, options=opts,

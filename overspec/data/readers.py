@@ -177,9 +177,9 @@ def open_split(reader: str, root: str | Path, split: str, classes: tuple[str, ..
                options: dict | None = None) -> SplitReader:
     """Open our `split` (train / val / test) of the dataset in `root`.
 
-    `options["split_plan"]` (a `SplitPlan`) says how our splits come from the dataset's official
-    ones; without it each split is read as the official split of the same name. `options["layout"]`
-    is quoted in errors.
+    `options["split_plan"]` (a `SplitPlan` or its `to_dict()`) says how our splits come from the
+    dataset's official ones; without it each split is read as the official split of the same name.
+    `options["layout"]` is quoted in errors. Toy and image-folder data keep one folder per split.
     """
     root = Path(root)
     options = dict(options or {})
@@ -189,8 +189,10 @@ def open_split(reader: str, root: str | Path, split: str, classes: tuple[str, ..
                         f"or set data_root in the config.")
     if reader in ("toy", "imagefolder"):
         return ImageFolderSplit(root, split, classes)
+    from overspec.data.splits import as_split_plan
+
     opener = _official_opener(reader)
-    plan = options.get("split_plan")
+    plan = as_split_plan(options.get("split_plan"))
 
     def open_official(official: str) -> SplitReader:
         return opener(root, official, classes, options)

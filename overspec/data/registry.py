@@ -14,7 +14,7 @@ from overspec.data.spec import DatasetSpec
 from overspec.data.toy.general import TOY_DATASETS
 from overspec.errors import UserError
 
-__all__ = ["DatasetSpec", "register", "get_dataset", "dataset_names", "dataset_root", "open_dataset_split"]
+__all__ = ["DatasetSpec", "dataset_names", "dataset_root", "get_dataset", "open_dataset_split", "register"]
 
 
 IMAGEFOLDER_LAYOUT = "<root>/<split>/<class name>/<image>.{png,jpg} with splits train, val, test"
@@ -67,21 +67,23 @@ def open_dataset_split(spec: DatasetSpec, data_root: str | Path | None, split: s
     options (e.g. another "split_plan").
     """
     from overspec.data.readers import open_split
+    from overspec.data.splits import as_split_plan
     from overspec.data.wds import WDS_LAYOUT
 
     reader = reader or spec.reader
     if reader == "wds":
         folder = f"wds_{spec.name}"
-        opts = {"split_plan": default_wds_plan(spec), "layout": WDS_LAYOUT.replace("<root>", f"<data_root>/{folder}")}
+        opts = {"split_plan": default_wds_plan(spec).to_dict(),
+                "layout": WDS_LAYOUT.replace("<root>", f"<data_root>/{folder}")}
     else:
         folder = spec.location
-        opts = {**spec.options, "layout": spec.layout}
+        opts = {"layout": spec.layout, **spec.options}
     opts.update(options or {})
     if root is None:
         if data_root is None or folder is None:
             raise UserError(f"Dataset '{spec.name}' is read from data_root: set data_root in the config.")
         root = Path(data_root) / folder
-    plan = opts.get("split_plan")
+    plan = as_split_plan(opts.get("split_plan"))
     splits = plan.splits if plan is not None else spec.splits
     if split not in splits:
         raise UserError(f"Dataset '{spec.name}' has no split '{split}': use one of {', '.join(splits)}.")

@@ -15,7 +15,7 @@ class DatasetSpec:
     primary_metric: str = "top1"  # or "mean_per_class_recall"
     location: str | None = None  # folder under data_root for real datasets
     layout: str = ""  # one line telling a user what the folder must look like
-    options: dict = field(default_factory=dict)  # reader options; "split_plan" says how splits are made
+    options: dict = field(default_factory=dict)  # reader options, plain JSON data; "split_plan": SplitPlan.to_dict()
     class_synonyms: tuple[tuple[str, ...], ...] = ()  # per class, every name a prompt ensemble uses
     source: str = ""  # where the class names and templates come from
 
@@ -29,8 +29,15 @@ class DatasetSpec:
         return "train" in self.splits and "val" in self.splits
 
     @property
+    def split_plan(self):
+        """The `SplitPlan` behind the splits (None for toy and plain image-folder datasets)."""
+        from overspec.data.splits import as_split_plan
+
+        return as_split_plan(self.options.get("split_plan"))
+
+    @property
     def split_note(self) -> str:
-        plan = self.options.get("split_plan")
+        plan = self.split_plan
         return plan.describe() if plan is not None else ""
 
     def class_prompts(self) -> list[list[str]]:

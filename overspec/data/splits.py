@@ -2,9 +2,9 @@
 
 A `SplitPlan` takes some of our splits whole from official splits and carves the others, class by
 class, out of one official split. Carving ranks the samples of each class by
-sha256("<seed>/<group>") (group = the sample id, or a part of it such as a GTSRB track), so whether a
-sample lands in val depends only on its id, the seed and its class's size: not on numpy's random
-streams, the file system's listing order, or any other class. A plan can never make two of our
+sha256("<seed>/<group>") (group = the sample id, or a part of it such as a GTSRB track), so where a
+sample lands depends only on the seed and the ids of its class: not on numpy's random streams, the
+file system's listing order, or any other class. A plan can never make two of our
 splits from the same official split except by carving it into disjoint parts, so train = test (the
 CLIP_benchmark bug for SUN397, EuroSAT and Caltech101) cannot be expressed.
 """
@@ -15,7 +15,8 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -59,6 +60,18 @@ class SplitPlan:
             pool = "all images" if self.carve_from == "all" else f"official {self.carve_from}"
             parts.append(f"from {pool} per class: {amounts} (seed {self.seed})")
         return "; ".join(parts) + (f". {self.note}" if self.note else "")
+
+    def to_dict(self) -> dict:
+        """Plain JSON data (registry options are written into dataset manifests)."""
+        return {"official": dict(self.official), "carve_from": self.carve_from,
+                "carve": [[name, amount] for name, amount in self.carve], "seed": self.seed,
+                "group_pattern": self.group_pattern, "note": self.note}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SplitPlan:
+        return cls(official=dict(data.get("official", {})), carve_from=data.get("carve_from"),
+                   carve=tuple((name, amount) for name, amount in data.get("carve", ())),
+                   seed=int(data.get("seed", 0)), group_pattern=data.get("group_pattern"), note=data.get("note", ""))
 
     def resolve(self, split: str, open_official: Callable[[str], _Listing]):
         """The reader for our `split`: an official split as is, or a carved subset of one."""
@@ -145,3 +158,10 @@ def _carve_samples(ids: list[str], labels: list[int], carve: tuple[tuple[str, Am
         parts[name] = np.sort(order[(rank >= low[slot]) & (rank < high[slot])]).tolist()
         low, left = high, left - take
     return parts
+
+
+def as_split_plan(value: SplitPlan | dict | None) -> SplitPlan | None:
+    """Reader options hold the plan as plain data (`to_dict`); a `SplitPlan` is accepted too."""
+    if value is None or isinstance(value, SplitPlan):
+        return value
+    return SplitPlan.from_dict(value)

@@ -33,9 +33,12 @@ def write_scores_csv(path: str | os.PathLike, scores: pd.DataFrame) -> str:
     """
     with atomic_path(path) as tmp:
         if str(path).endswith(".gz"):
-            with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed:
-                with io.TextIOWrapper(packed, encoding="utf-8", newline="") as text:
-                    scores.to_csv(text, index=False, lineterminator="\n")
+            with (
+                open(tmp, "wb") as raw,
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed,
+                io.TextIOWrapper(packed, encoding="utf-8", newline="") as text,
+            ):
+                scores.to_csv(text, index=False, lineterminator="\n")
         else:
             scores.to_csv(tmp, index=False, lineterminator="\n")
     return sha256_file(path)

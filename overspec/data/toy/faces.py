@@ -7,7 +7,11 @@ already moved. So pose, scale and rotation cost nothing extra and any size rende
 Identity = the parameters of `FaceIdentity` (continuous geometry and colours plus a few
 categorical traits). Nuisance = what changes from photo to photo of the same person (pose,
 expression, lighting, background, clothing, sensor noise); `nuisance=0` gives the canonical image.
-Everything is deterministic given the numpy Generator passed in.
+Everything is deterministic given the numpy Generator passed in. `render_faces` draws a list of
+faces as one batch (the same images as `render_face` in a loop, about twice as fast);
+`face_landmarks` gives the 5 points insightface aligns with, `canonical_landmarks` the toy
+alignment template. Morphs (`morph`) and presentation attacks (`present_attack`) carry artefacts
+that a detector can learn but not trivially.
 """
 
 from __future__ import annotations

@@ -1,0 +1,31 @@
+"""The `overspec` command: `overspec datasets` (what is registered and present) and more."""
+
+from __future__ import annotations
+
+import sys
+
+from overspec.errors import UserError
+
+COMMANDS = {
+    "datasets": ("overspec.datasets_cli", "list the dataset registry and what is present under a data root"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print("usage: overspec <command> [options]\n\ncommands:")
+        for name, (_, text) in COMMANDS.items():
+            print(f"  {name:10s} {text}")
+        return 0 if argv[:1] in ([], ["-h"], ["--help"]) else 2
+    module_name, _ = COMMANDS[argv[0]]
+    module = __import__(module_name, fromlist=["main"])
+    try:
+        return int(module.main(argv[1:]) or 0)
+    except UserError as exc:
+        print(f"overspec: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Config validation: one sentence naming the key and what is allowed."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from overspec.config import check_config
+from overspec.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "schemas" / "config.schema.yaml"
+
+
+def default_config():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize("path", ["config.yaml", "tests/configs/tiny.yaml", "configs/paper.yaml"])
+def test_shipped_configs_are_valid(path):
+    check_config(yaml.safe_load((ROOT / path).read_text()), SCHEMA)
+
+
+def error_of(mutate) -> str:
+    config = copy.deepcopy(default_config())
+    mutate(config)
+    with pytest.raises(UserError) as info:
+        check_config(config, SCHEMA)
+    message = str(info.value)
+    assert "\n" not in message and message.endswith(".")
+    return message
+
+
+def test_unknown_top_level_key():
+    message = error_of(lambda c: c.update(sedd=1))
+    assert "'sedd'" in message and "seed" in message and "models" in message
+
+
+def test_unknown_nested_key_names_the_path_and_allowed_keys():
+    message = error_of(lambda c: c["models"]["clip-toy-s"].update(adaptaton="fr"))
+    assert "models.clip-toy-s.adaptaton" in message and "adaptation" in message and "backbone" in message
+
+
+def test_wrong_type():
+    message = error_of(lambda c: c.update(seed="zero"))
+    assert "'seed'" in message and "integer" in message
+
+
+def test_enum_lists_allowed_values():
+    message = error_of(lambda c: c["backbones"]["toy-s"].update(source="timm"))
+    assert "backbones.toy-s.source" in message and "toy_pretrain" in message and "open_clip" in message
+
+
+def test_unknown_dataset_lists_known_ones():
+    message = error_of(lambda c: c["datasets"]["general"].append("toy_colors"))
+    assert "datasets.general[5]" in message and "toy_colours" in message
+
+
+def test_unknown_backbone_reference():
+    message = error_of(lambda c: c["models"].update(x={"backbone": "vit-b"}))
+    assert "models.x.backbone" in message and "toy-s" in message
+
+
+def test_unknown_architecture():
+    message = error_of(lambda c: c["backbones"]["toy-s"].update(arch="ViT-B-17"))
+    assert "backbones.toy-s.arch" in message and "ViT-B-16" in message
+
+
+def test_missing_required_key():
+    message = error_of(lambda c: c.pop("models"))
+    assert "models" in message and "missing" in message
