@@ -54,16 +54,20 @@ def synthetic_features(n_train, n_val, n_test, dim, n_classes, separation, seed=
 
 
 class IterationCounter(logging.Handler):
-    """Sums the L-BFGS iteration counts the probe logs per fit."""
+    """Sums the L-BFGS iteration and evaluation counts the probe logs per fit."""
 
     def __init__(self):
         super().__init__(logging.INFO)
         self.iterations = 0
+        self.evaluations = 0
+        self.exact = 0
         self.fits = 0
 
     def emit(self, record):
         if "L-BFGS iterations" in record.msg:
-            self.iterations += int(record.args[-1])
+            self.iterations += int(record.args[-3])
+            self.evaluations += int(record.args[-2])
+            self.exact += int(record.args[-1])
             self.fits += 1
 
 

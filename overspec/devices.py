@@ -290,3 +290,10 @@ def setup_device(gpus_requested: int, gpu_limit_given: bool | None = None) -> tu
 
 # Leases made by setup_device, referenced for the process lifetime (the fds are what matter).
 _HELD: list[Lease] = []
+
+
+def announce_gpu_limit(limit: object) -> None:
+    """Tell this process's jobs whether Snakemake was given a `gpu` limit (called by the Snakefile,
+    which passes `workflow.global_resources.get("gpu")`: a Resource whose value is None without one)."""
+    value = getattr(limit, "value", limit)
+    os.environ[ENV_GPU_LIMIT_GIVEN] = "1" if value is not None else "0"

@@ -1,6 +1,5 @@
 # Config validation, the model and dataset tables, target builders and code digests.
 # Nothing here runs a step; it only decides which files exist and what they depend on.
-import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -9,6 +8,7 @@ from snakemake.utils import validate
 
 from overspec.config import check_config, missing_data, model_table
 from overspec.data.registry import get_dataset
+from overspec.devices import announce_gpu_limit
 from overspec.errors import UserError
 from overspec.provenance import code_digest
 
@@ -41,7 +41,6 @@ def alternatives(names):
 wildcard_constraints:
     model=alternatives(MODELS),
     dataset=alternatives(set(GENERAL) | {"toy_corpus"}),
-    split="train|val|test",
 
 
 def code(rule_name):
@@ -51,9 +50,7 @@ def code(rule_name):
 
 
 # Snakemake only counts `gpu`; jobs lease devices themselves and warn when no limit was given.
-os.environ["OVERSPEC_GPU_LIMIT_GIVEN"] = (
-    "1" if workflow.global_resources.get("gpu") is not None else "0"
-)
+announce_gpu_limit(workflow.global_resources.get("gpu"))
 
 
 def model_file(wildcards):

@@ -15,6 +15,8 @@ rule prepare_dataset:
     resources:
         mem_mb=2000,
         runtime=60,
+    conda:
+        "../envs/overspec.yaml"
     script:
         "../workflow_scripts/prepare_dataset.py"
 
@@ -33,5 +35,7 @@ rule prepare_toy_corpus:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../envs/overspec.yaml"
     script:
         "../workflow_scripts/prepare_toy_corpus.py"

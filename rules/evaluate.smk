@@ -3,7 +3,7 @@
 
 rule eval_zeroshot:
     input:
-        test="results/embeddings/{model}/{dataset}/test.h5",
+        embeddings="results/embeddings/{model}/{dataset}.h5",
         text="results/text/{model}/{dataset}.h5",
         manifest="results/data/{dataset}/manifest.json",
     output:
@@ -18,15 +18,15 @@ rule eval_zeroshot:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../envs/overspec.yaml"
     script:
         "../workflow_scripts/eval_zeroshot.py"
 
 
 rule fit_linear_probe:
     input:
-        train="results/embeddings/{model}/{dataset}/train.h5",
-        val="results/embeddings/{model}/{dataset}/val.h5",
-        test="results/embeddings/{model}/{dataset}/test.h5",
+        embeddings="results/embeddings/{model}/{dataset}.h5",
         manifest="results/data/{dataset}/manifest.json",
     output:
         json="results/linear_probe/{model}/{dataset}.json",
@@ -43,5 +43,7 @@ rule fit_linear_probe:
     resources:
         mem_mb=8000,
         runtime=120,
+    conda:
+        "../envs/overspec.yaml"
     script:
         "../workflow_scripts/fit_linear_probe.py"

@@ -22,6 +22,8 @@ rule pretrain_toy_clip:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../envs/overspec.yaml"
     script:
         "../workflow_scripts/pretrain_toy_clip.py"
 
@@ -41,6 +43,8 @@ rule import_model:
     resources:
         mem_mb=8000,
         runtime=60,
+    conda:
+        "../envs/overspec.yaml"
     script:
         "../workflow_scripts/import_model.py"
 
@@ -60,5 +64,7 @@ checkpoint digest_model:
     resources:
         mem_mb=500,
         runtime=30,
+    conda:
+        "../envs/overspec.yaml"
     script:
         "../workflow_scripts/digest_model.py"

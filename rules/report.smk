@@ -18,5 +18,7 @@ rule aggregate_tables:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/overspec.yaml"
     script:
         "../workflow_scripts/aggregate_tables.py"

@@ -35,7 +35,7 @@ def _embeddings(model, probe):
 
 def _assert_same(imported_path: Path, reference, probe, exact=True):
     loaded = load_model(imported_path)
-    for got, want in zip(_embeddings(loaded.model, probe), reference):
+    for got, want in zip(_embeddings(loaded.model, probe), reference, strict=True):
         assert torch.equal(got, want) if exact else torch.allclose(got, want, atol=1e-5)
     return loaded
 

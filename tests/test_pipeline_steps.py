@@ -12,7 +12,8 @@ import torch
 
 from overspec.data.prepare import prepare_dataset
 from overspec.embed import images as embed_images_module
-from overspec.embed.images import embed_split, read_embeddings
+from overspec.embed.images import embed_dataset
+from overspec.embed.store import read_embeddings
 from overspec.embed.text import embed_classnames
 from overspec.errors import UserError
 from overspec.evaluate.general import run_linear_probe, run_zeroshot
@@ -43,9 +44,9 @@ def test_manifest_records_balanced_splits(prepared):
 def test_embed_zeroshot_probe_round_trip(prepared):
     root, manifest, model_path = prepared
     torch.set_num_threads(1)
-    for split in ("train", "val", "test"):
-        embed_split(model_path, manifest, split, root / f"{split}.h5", batch_size=64)
-    features, labels, ids = read_embeddings(root / "test.h5")
+    sizes = embed_dataset(model_path, manifest, root / "emb.h5", batch_size=64)
+    assert sizes == {"train": 400, "val": 120, "test": 320}
+    features, labels, ids = read_embeddings(root / "emb.h5", "test")
     assert features.shape == (320, 128) and features.dtype == np.float32
     assert labels.tolist() == sorted(labels.tolist()) and ids[0] == "test/red/00000.png"
     embed_classnames(model_path, manifest, root / "text.h5")
@@ -53,17 +54,17 @@ def test_embed_zeroshot_probe_round_trip(prepared):
         classifier = f["classifier"][...]
     np.testing.assert_allclose(np.linalg.norm(classifier, axis=1), 1.0, rtol=1e-5)
 
-    zs = run_zeroshot("m", root / "test.h5", root / "text.h5", manifest, root / "zs.json",
+    zs = run_zeroshot("m", root / "emb.h5", root / "text.h5", manifest, root / "zs.json",
                       bootstrap_resamples=50, seed=0, provenance={})
     assert zs["n"] == 320 and 0 <= zs["top1"] <= zs["top5"] <= 1
-    lp = run_linear_probe("m", root / "train.h5", root / "val.h5", root / "test.h5", manifest, root / "lp.json",
+    lp = run_linear_probe("m", root / "emb.h5", manifest, root / "lp.json",
                           c_grid=[0.01, 1.0, 100.0], bootstrap_resamples=50, seed=0, provenance={})
     # Colour is linearly decodable even from random features: the probe must find it.
     assert lp["top1"] > 0.6 and lp["best_c"] > 0 and len(lp["val_curve"]) >= 3
     assert lp["primary_ci95"][0] <= lp["primary"] <= lp["primary_ci95"][1]
 
-    embed_split(model_path, manifest, "test", root / "again.h5", batch_size=32)
-    assert sha256_file(root / "again.h5") == sha256_file(root / "test.h5")  # batch size does not matter
+    embed_dataset(model_path, manifest, root / "again.h5", batch_size=32)
+    assert sha256_file(root / "again.h5") == sha256_file(root / "emb.h5")  # batch size does not matter
 
 
 def test_interrupted_embedding_leaves_no_file(prepared, monkeypatch):
@@ -78,13 +79,13 @@ def test_interrupted_embedding_leaves_no_file(prepared, monkeypatch):
 
     def flaky(self, index):
         calls["n"] += 1
-        if calls["n"] > 70:
+        if calls["n"] > 450:  # past the train split, inside val
             raise Boom("killed mid-embedding")
         return real(self, index)
 
     monkeypatch.setattr(embed_images_module._TransformedSplit, "__getitem__", flaky)
     with pytest.raises(Boom):
-        embed_split(model_path, manifest, "test", out, batch_size=32)
+        embed_dataset(model_path, manifest, out, batch_size=32)
     assert not out.exists() and not list(root.glob(".killed.h5*"))
 
 
@@ -95,7 +96,7 @@ def test_changed_dataset_files_are_reported(prepared, tmp_path):
     edited = tmp_path / "manifest.json"
     edited.write_text(json.dumps(data))
     with pytest.raises(UserError, match="changed since"):
-        embed_split(model_path, edited, "test", tmp_path / "x.h5")
+        embed_dataset(model_path, edited, tmp_path / "x.h5")
 
 
 def test_corrupt_image_is_one_clear_sentence(prepared, tmp_path):
@@ -106,7 +107,7 @@ def test_corrupt_image_is_one_clear_sentence(prepared, tmp_path):
     try:
         victim.write_bytes(b"not a png")
         with pytest.raises(UserError, match=r"cannot be decoded.*rerun prepare_dataset"):
-            embed_split(model_path, manifest, "val", tmp_path / "v.h5")
+            embed_dataset(model_path, manifest, tmp_path / "v.h5")
     finally:
         victim.write_bytes(original)
     assert data["dataset"] == "toy_colours"

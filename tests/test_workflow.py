@@ -8,7 +8,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from tests.workflow_helpers import ROOT, executed_jobs, planned_jobs, snakemake
+from workflow_helpers import ROOT, executed_jobs, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Rule embed_images: image embeddings of one dataset split, to HDF5."""
+"""Rule embed_images: image embeddings of every split of one dataset, to one HDF5 file."""
 from overspec.jobs import job_log
 
 with job_log(snakemake.log[0]):
@@ -6,11 +6,11 @@ with job_log(snakemake.log[0]):
 
     device, device_info = setup_device(snakemake.resources.gpu)
 
-    from overspec.embed.images import embed_split
+    from overspec.embed.images import embed_dataset
     from overspec.provenance import provenance, read_digest
 
-    embed_split(
-        snakemake.input.model, snakemake.input.manifest, snakemake.wildcards.split, snakemake.output.h5,
+    embed_dataset(
+        snakemake.input.model, snakemake.input.manifest, snakemake.output.h5,
         device=device, batch_size=snakemake.params.batch_size, num_workers=max(0, snakemake.threads - 1),
         provenance=provenance(snakemake.rule, dict(snakemake.input), {"batch_size": snakemake.params.batch_size},
                               snakemake.params.code, None, device_info["kind"],

@@ -7,7 +7,7 @@ with job_log(snakemake.log[0]):
 
     settings = {"bootstrap_resamples": snakemake.params.bootstrap}
     run_zeroshot(
-        snakemake.wildcards.model, snakemake.input.test, snakemake.input.text, snakemake.input.manifest, snakemake.output.json,
+        snakemake.wildcards.model, snakemake.input.embeddings, snakemake.input.text, snakemake.input.manifest, snakemake.output.json,
         seed=snakemake.params.seed, **settings,
         provenance=provenance(snakemake.rule, dict(snakemake.input), settings, snakemake.params.code,
                               snakemake.params.seed),

@@ -2,7 +2,7 @@
 from overspec.jobs import job_log
 
 with job_log(snakemake.log[0]):
-    import torch
+    import torch  # noqa: I001 - set the thread count before the probe allocates anything
 
     from overspec.evaluate.general import run_linear_probe
     from overspec.provenance import provenance
@@ -10,7 +10,7 @@ with job_log(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
     settings = {"bootstrap_resamples": snakemake.params.bootstrap, "c_grid": snakemake.params.c_grid}
     run_linear_probe(
-        snakemake.wildcards.model, snakemake.input.train, snakemake.input.val, snakemake.input.test, snakemake.input.manifest,
+        snakemake.wildcards.model, snakemake.input.embeddings, snakemake.input.manifest,
         snakemake.output.json, seed=snakemake.params.seed, **settings,
         provenance=provenance(snakemake.rule, dict(snakemake.input), settings, snakemake.params.code,
                               snakemake.params.seed),

@@ -95,7 +95,7 @@ class IdentityFolders(TrainSet):
         return str(self.paths[index])
 
     def _digest_parts(self) -> Iterable[bytes]:
-        for rel, path, label in zip(self.relative, self.paths, self.labels):
+        for rel, path, label in zip(self.relative, self.paths, self.labels, strict=True):
             yield f"{rel}\t{int(label)}\t{sha256_file(path)}\n".encode()
 
 

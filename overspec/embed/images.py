@@ -1,8 +1,6 @@
-"""Image embeddings of one dataset split, written to HDF5 as batches arrive.
+"""Image embeddings of every split of one dataset, written to HDF5 as batches arrive.
 
-File schema (`embeddings/{model}/{dataset}/{split}.h5`): `features` [N, D] float32 (the model's
-projected image embedding, not normalised), `labels` [N] int64, `ids` [N] UTF-8; attributes hold
-the model digest, the dataset listing digest, the preprocessing and the provenance block (JSON).
+The file layout is documented in `overspec.embed.store`, which reads it without torch.
 """
 
 from __future__ import annotations
@@ -59,45 +57,43 @@ def open_manifest_split(manifest_path: str | Path, split: str) -> tuple[dict[str
 
 
 @torch.inference_mode()
-def embed_split(model_path: str | Path, manifest_path: str | Path, split: str, out_path: str | Path,
-                device: str = "cpu", batch_size: int = 256, num_workers: int = 0,
-                provenance: dict[str, Any] | None = None) -> int:
-    """Embed every image of one split; returns the number of images."""
+def embed_dataset(model_path: str | Path, manifest_path: str | Path, out_path: str | Path, device: str = "cpu",
+                  batch_size: int = 256, num_workers: int = 0, provenance: dict[str, Any] | None = None) -> dict[str, int]:
+    """Embed every split of a prepared dataset into one HDF5 file; returns the images per split."""
     loaded = load_model(model_path, device=device)
-    manifest, reader = open_manifest_split(manifest_path, split)
-    loader = DataLoader(_TransformedSplit(reader, eval_transform(loaded.card["preprocessing"])),
-                        batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        pin_memory=device.startswith("cuda"))
-    n = len(reader)
+    transform = eval_transform(loaded.card["preprocessing"])
+    manifest = read_json(manifest_path)
+    sizes = {}
     with atomic_path(out_path) as tmp:
         with h5py.File(tmp, "w", track_order=True) as out:
-            features = None
-            start = 0
-            for batch in tqdm(loader, desc=f"embed {Path(manifest_path).parent.name}/{split}", unit="batch",
-                              mininterval=5.0):
-                feats = loaded.model.encode_image(batch.to(device)).float().cpu().numpy()
-                if features is None:
-                    dim = feats.shape[1]
-                    features = out.create_dataset("features", shape=(n, dim), dtype="float32",
-                                                  chunks=(min(n, 1024), dim), track_times=False)
-                features[start:start + len(feats)] = feats
-                start += len(feats)
-            out.create_dataset("labels", data=np.asarray(reader.labels(), np.int64), track_times=False)
-            out.create_dataset("ids", data=np.array(reader.ids(), dtype=object), dtype=h5py.string_dtype(),
-                               track_times=False)
             out.attrs["dataset"] = manifest["dataset"]
-            out.attrs["split"] = split
-            out.attrs["listing_sha256"] = manifest["splits"][split]["listing_sha256"]
             out.attrs["preprocessing"] = json.dumps(loaded.card["preprocessing"], sort_keys=True)
             out.attrs["provenance"] = json.dumps(provenance or {}, sort_keys=True)
+            for split in manifest["splits"]:
+                _, reader = open_manifest_split(manifest_path, split)
+                group = out.create_group(split, track_order=True)
+                group.attrs["listing_sha256"] = manifest["splits"][split]["listing_sha256"]
+                sizes[split] = _embed_split(loaded.model, reader, transform, group, device, batch_size, num_workers,
+                                            f"embed {manifest['dataset']}/{split}")
+    return sizes
+
+
+def _embed_split(model, reader: SplitReader, transform, group: h5py.Group, device: str, batch_size: int,
+                 num_workers: int, description: str) -> int:
+    loader = DataLoader(_TransformedSplit(reader, transform), batch_size=batch_size, shuffle=False,
+                        num_workers=num_workers, pin_memory=device.startswith("cuda"))
+    n = len(reader)
+    features = None
+    start = 0
+    for batch in tqdm(loader, desc=description, unit="batch", mininterval=5.0):
+        feats = model.encode_image(batch.to(device)).float().cpu().numpy()
+        if features is None:
+            dim = feats.shape[1]
+            features = group.create_dataset("features", shape=(n, dim), dtype="float32",
+                                            chunks=(min(n, 1024), dim), track_times=False)
+        features[start:start + len(feats)] = feats
+        start += len(feats)
+    group.create_dataset("labels", data=np.asarray(reader.labels(), np.int64), track_times=False)
+    group.create_dataset("ids", data=np.array(reader.ids(), dtype=object), dtype=h5py.string_dtype(),
+                         track_times=False)
     return n
-
-
-def read_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """features [N, D] float32, labels [N] int64, ids."""
-    try:
-        with h5py.File(path, "r") as f:
-            ids = [i.decode() if isinstance(i, bytes) else i for i in f["ids"][...]]
-            return f["features"][...], f["labels"][...], ids
-    except (OSError, KeyError) as exc:
-        raise UserError(f"Embedding file {path} is unreadable or incomplete ({exc}): delete it and rerun embed_images.") from None

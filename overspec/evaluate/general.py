@@ -5,18 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import h5py
 import numpy as np
 
-from overspec.embed.images import read_embeddings
-from overspec.evaluate.linear_probe import fit_linear_probe
+from overspec.embed.store import read_classifier, read_embeddings
 from overspec.metrics import bootstrap_ci, mean_per_class_recall, primary_metric, topk_accuracy
 from overspec.provenance import read_json, write_json
-
-
-def read_classifier(path) -> np.ndarray:
-    with h5py.File(path, "r") as f:
-        return f["classifier"][...]
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -44,20 +37,22 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, n_classes: in
     return result
 
 
-def evaluate_zeroshot(test_h5, text_h5, primary: str, bootstrap_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    features, labels, _ = read_embeddings(test_h5)
+def evaluate_zeroshot(embeddings_h5, text_h5, primary: str, bootstrap_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    features, labels, _ = read_embeddings(embeddings_h5, "test")
     classifier = read_classifier(text_h5)
     # CLIP's logit scale does not change the ranking; cosine similarities are the logits.
     logits = _normalise(features.astype(np.float64)) @ classifier.astype(np.float64).T
     return classification_metrics(logits, labels, classifier.shape[0], primary, bootstrap_resamples, seed)
 
 
-def evaluate_linear_probe(train_h5, val_h5, test_h5, n_classes: int, primary: str, device: str = "cpu",
+def evaluate_linear_probe(embeddings_h5, n_classes: int, primary: str, device: str = "cpu",
                           c_grid: list[float] | None = None, bootstrap_resamples: int = 1000,
                           seed: int = 0) -> dict[str, Any]:
-    train_x, train_y, _ = read_embeddings(train_h5)
-    val_x, val_y, _ = read_embeddings(val_h5)
-    test_x, test_y, _ = read_embeddings(test_h5)
+    from overspec.evaluate.linear_probe import fit_linear_probe  # imports torch: only probe jobs pay for it
+
+    train_x, train_y, _ = read_embeddings(embeddings_h5, "train")
+    val_x, val_y, _ = read_embeddings(embeddings_h5, "val")
+    test_x, test_y, _ = read_embeddings(embeddings_h5, "test")
     probe = fit_linear_probe(
         train_x, train_y, val_x, val_y, test_x, test_y, n_classes=n_classes,
         c_grid=np.asarray(c_grid, dtype=np.float64) if c_grid else None, device=device,
@@ -77,20 +72,20 @@ def _manifest_facts(manifest_path) -> tuple[str, int, str]:
     return manifest["dataset"], len(manifest["classes"]), manifest["primary_metric"]
 
 
-def run_zeroshot(model: str, test_h5, text_h5, manifest_path, out_json, *, bootstrap_resamples: int,
+def run_zeroshot(model: str, embeddings_h5, text_h5, manifest_path, out_json, *, bootstrap_resamples: int,
                  seed: int, provenance: dict[str, Any]) -> dict[str, Any]:
     dataset, _, primary = _manifest_facts(manifest_path)
     result = {"protocol": "zeroshot", "model": model, "dataset": dataset,
-              **evaluate_zeroshot(test_h5, text_h5, primary, bootstrap_resamples, seed), "provenance": provenance}
+              **evaluate_zeroshot(embeddings_h5, text_h5, primary, bootstrap_resamples, seed), "provenance": provenance}
     write_json(out_json, result)
     return result
 
 
-def run_linear_probe(model: str, train_h5, val_h5, test_h5, manifest_path, out_json, *, c_grid,
+def run_linear_probe(model: str, embeddings_h5, manifest_path, out_json, *, c_grid,
                      bootstrap_resamples: int, seed: int, provenance: dict[str, Any],
                      device: str = "cpu") -> dict[str, Any]:
     dataset, n_classes, primary = _manifest_facts(manifest_path)
-    metrics = evaluate_linear_probe(train_h5, val_h5, test_h5, n_classes, primary, device=device, c_grid=c_grid,
+    metrics = evaluate_linear_probe(embeddings_h5, n_classes, primary, device=device, c_grid=c_grid,
                                     bootstrap_resamples=bootstrap_resamples, seed=seed)
     result = {"protocol": "linear_probe", "model": model, "dataset": dataset, "feature": "embedding",
               **metrics, "provenance": provenance}

@@ -66,13 +66,16 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
     tensors = load_file(str(path), device="cpu")
     head = {k[len(HEAD_PREFIX):]: v for k, v in tensors.items() if k.startswith(HEAD_PREFIX)}
     weights = {k: v for k, v in tensors.items() if not k.startswith(HEAD_PREFIX)}
-    model = create_model(card["architecture"]["open_clip_model"])
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    if missing or unexpected:
-        first = (missing or unexpected)[0]
-        raise UserError(
-            f"Model file {path} does not match architecture {card['architecture']['open_clip_model']} "
-            f"(first {'missing' if missing else 'unexpected'} tensor: {first}); re-create it with the right architecture."
-        )
+    arch = card["architecture"]["open_clip_model"]
+    model = create_model(arch)
+    expected = model.state_dict()
+    problem = next((f"missing tensor {k}" for k in expected if k not in weights), None)
+    problem = problem or next((f"unexpected tensor {k}" for k in weights if k not in expected), None)
+    problem = problem or next((f"tensor {k} has shape {tuple(weights[k].shape)}, {arch} needs {tuple(v.shape)}"
+                               for k, v in expected.items() if weights[k].shape != v.shape), None)
+    if problem:
+        raise UserError(f"Model file {path} does not match its architecture {arch} (first mismatch: {problem}); "
+                        f"rebuild the model file.")
+    model.load_state_dict(weights, strict=True)
     model.to(device).eval()
     return LoadedModel(model=model, card=card, head=head)

@@ -90,7 +90,8 @@ class _SeededView(Dataset):
         epoch, index = key
         image, label = self.train_set[index]
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(hash_seed(self.seed, epoch, index))
+            # the CPU generator only: torch.manual_seed would also queue a (slow, stack-capturing) CUDA seed
+            torch.default_generator.manual_seed(hash_seed(self.seed, epoch, index))
             return self.transform(image), label
 
 
@@ -253,7 +254,7 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
         epoch = step // steps_per_epoch
         t_sched = epoch if config.schedule.unit == "epoch" else step
         lrs = (lr_at(t_sched, config.lr_encoder, config.schedule), lr_at(t_sched, config.lr_head, config.schedule))
-        for group, lr in zip(optimizer.param_groups, lrs):
+        for group, lr in zip(optimizer.param_groups, lrs, strict=True):
             group["lr"] = lr
         images = images.to(ctx.device, non_blocking=True)
         labels = labels.to(ctx.device, non_blocking=True)

@@ -24,7 +24,7 @@ from overspec.data.toy.world import (
     render_texture_field,
 )
 
-DOMAIN_WEIGHTS = {"objects": 0.45, "texture": 0.15, "digit": 0.2, "face": 0.2}
+DOMAIN_WEIGHTS = {"objects": 0.4, "texture": 0.15, "digit": 0.3, "face": 0.15}
 PREFIXES = ("a photo of", "an image of", "a picture of", "", "a rendering of", "there is")
 TEXTURE_ADJECTIVES = {t: t for t in TEXTURES}
 
@@ -69,13 +69,15 @@ def _texture_caption(texture: str, colours: tuple[str, str], rng: np.random.Gene
 
 
 def _digit_caption(digit: int, rng: np.random.Generator) -> str:
+    # Mostly number words, as in the evaluation prompts; sometimes the numeral, so both are learnt.
+    name = DIGIT_WORDS[digit] if rng.random() < 0.85 else str(digit)
     forms = (
-        f"a handwritten {DIGIT_WORDS[digit]}",
-        f"the number {digit}",
-        f'the digit "{DIGIT_WORDS[digit]}"',
-        f"a photo of the number {DIGIT_WORDS[digit]}",
-        f"a handwritten digit {digit}",
-        f"{DIGIT_WORDS[digit]}, written by hand",
+        f"a handwritten {name}",
+        f"the number {name}",
+        f'the digit "{name}"',
+        f"a photo of the number {name}",
+        f"a handwritten digit {name}",
+        f"{name}, written by hand",
     )
     return _pick(rng, forms)
 

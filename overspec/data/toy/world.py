@@ -204,7 +204,7 @@ def _bilinear_matrix(out_size: int, in_size: int = 8) -> np.ndarray:
 def render_digit(index: int, rng: np.random.Generator, size: int = 32) -> np.ndarray:
     """Digit `index` of the bank, scaled, placed and inked in a random colour on a grey background."""
     images, _ = digit_bank()
-    scale = int(rng.integers(int(size * 0.62), int(size * 0.86) + 1))
+    scale = int(rng.integers(int(size * 0.78), int(size * 0.94) + 1))
     m = _bilinear_matrix(scale)
     resized = m @ images[index] @ m.T
     canvas = np.zeros((size, size), np.float32)
