@@ -16,6 +16,8 @@ include: "rules/data.smk"
 include: "rules/models.smk"
 include: "rules/embed.smk"
 include: "rules/evaluate.smk"
+include: "rules/finetune.smk"
+include: "rules/biometrics.smk"
 include: "rules/report.smk"
 
 

@@ -63,7 +63,8 @@ def validate_schema(config: dict[str, Any], schema_path: str | Path) -> None:
 
 
 def check_references(config: dict[str, Any]) -> None:
-    """Names that must exist elsewhere: backbones, open_clip architectures, registry datasets."""
+    """Names that must exist elsewhere: backbones, open_clip architectures, registry datasets, recipes
+    (with a head for the model's task), a baseline to fine-tune from, training data, biometric files."""
     from overspec.data.registry import dataset_names
     from overspec.models.factory import known_architectures
 
@@ -85,6 +86,150 @@ def check_references(config: dict[str, Any]) -> None:
         if dataset not in known:
             raise UserError(f"Config key 'datasets.general[{i}]' is {dataset!r}, which is not a known dataset: "
                             f"use one of {', '.join(sorted(known))}.")
+    _check_biometrics(config.get("biometrics") or {})
+    for name, model in config["models"].items():
+        _check_adaptation(config, name, model)
+
+
+# Heads a task's recipe may train: a margin head over identities for FR, a binary head for MAD/PAD.
+TASK_HEADS = {"fr": ("cosface", "arcface"), "mad": ("binary",), "pad": ("binary",)}
+# What a fine-tuning job asks for when its recipe's `resources` leaves a key out (as the schema says).
+RESOURCE_DEFAULTS = {"gpu": 1, "threads": 4, "mem_mb": 32000, "runtime": 1440}
+
+
+def _check_biometrics(section: dict[str, Any]) -> None:
+    source = section.get("source", "none")
+    given = [task for task in ("fr", "mad", "pad") if task in section]
+    if source == "toy" and given:
+        raise UserError(f"Config key 'biometrics.{given[0]}' names real files, but biometrics.source is toy: "
+                        "remove it or set source to files.")
+    if source != "files":
+        return
+    for task in section.get("tasks", ["fr", "mad", "pad"]):
+        if task not in section:
+            raise UserError(f"Config key 'biometrics.{task}' is missing: source files evaluates task {task}, so name "
+                            f"its files there (or drop {task} from biometrics.tasks).")
+    fr = section.get("fr") or {}
+    if "fr" in section.get("tasks", ["fr"]) and not (fr.get("pairs") or fr.get("ijb")):
+        raise UserError("Config key 'biometrics.fr' names no benchmark: give pairs (.bin files) or ijb folders.")
+    clash = sorted(set(fr.get("pairs") or {}) & set(fr.get("ijb") or {}))
+    if clash:
+        raise UserError(f"Config key 'biometrics.fr.ijb.{clash[0]}' reuses the name of a pair set; give every FR "
+                        "benchmark its own name.")
+
+
+def _check_adaptation(config: dict[str, Any], name: str, model: dict[str, Any]) -> None:
+    """A fine-tuned model names an existing recipe for its task (or an import), and has a baseline and data."""
+    adaptation = model.get("adaptation", "none")
+    where = f"models.{name}"
+    if adaptation == "none":
+        extra = next((k for k in ("recipe", "import", "train_data") if k in model), None)
+        if extra:
+            raise UserError(f"Config key '{where}.{extra}' is set, but the model has adaptation none (a baseline is its "
+                            "backbone's weights): set adaptation to fr, mad or pad, or remove the key.")
+        return
+    if ("recipe" in model) == ("import" in model):
+        raise UserError(f"Config key '{where}' needs exactly one of recipe (fine-tune it) or import (a published "
+                        f"checkpoint) for adaptation {adaptation}.")
+    if "import" in model:
+        head = (model["import"].get("head") or {}).get("type", "binary")
+        if "head_checkpoint" in model["import"] and head not in TASK_HEADS[adaptation]:
+            raise UserError(f"Config key '{where}.import.head.type' is {head!r}, which is not a {adaptation} head: use "
+                            f"{' or '.join(TASK_HEADS[adaptation])}.")
+        return
+    recipes = config.get("recipes") or {}
+    recipe_name = model["recipe"]
+    if recipe_name not in recipes:
+        raise UserError(f"Config key '{where}.recipe' is {recipe_name!r}, which is not a recipe: use one of "
+                        f"{', '.join(sorted(recipes)) or '(none defined: add a recipes section)'}.")
+    recipe = recipes[recipe_name] or {}
+    if recipe.get("task", adaptation) != adaptation:
+        raise UserError(f"Config key 'recipes.{recipe_name}.task' is {recipe['task']!r}, but model {name} has adaptation "
+                        f"{adaptation}: use a recipe for {adaptation}.")
+    head = (recipe.get("head") or {}).get("type", "cosface")
+    if head not in TASK_HEADS[adaptation]:
+        raise UserError(f"Config key 'recipes.{recipe_name}.head.type' is {head!r}, which cannot be trained for "
+                        f"{adaptation}: use {' or '.join(TASK_HEADS[adaptation])}.")
+    from overspec.train.recipe import FinetuneConfig
+
+    try:
+        FinetuneConfig.from_dict(finetune_recipe(config, name), where=f"recipes.{recipe_name}")
+    except UserError as error:
+        raise UserError(f"Config key 'recipes.{recipe_name}' is invalid: {error}") from None
+    if baseline_of(config, model["backbone"]) is None:
+        raise UserError(f"Config key '{where}' fine-tunes backbone {model['backbone']}, but no model is its baseline: "
+                        f"add a model with backbone {model['backbone']} and adaptation none.")
+    if train_data_of(config, model) is None:
+        raise UserError(f"Config key '{where}.train_data' is missing: name the {adaptation} training data, or set "
+                        f"biometrics.{adaptation}.train (or biometrics.source toy).")
+
+
+def baseline_of(config: dict[str, Any], backbone: str) -> str | None:
+    """The first model (config order) that is the untouched weights of `backbone`."""
+    return next((m for m, spec in config["models"].items()
+                 if spec["backbone"] == backbone and spec.get("adaptation", "none") == "none"), None)
+
+
+def biometric_table(config: dict[str, Any]) -> dict[str, Any]:
+    """The study's biometric benchmarks and training data (see `overspec.data.biometric.benchmarks`)."""
+    from overspec.data.biometric.benchmarks import biometric_plan
+
+    return biometric_plan(config.get("biometrics"), config.get("data_root", "data"))
+
+
+def train_data_of(config: dict[str, Any], model: dict[str, Any]) -> str | None:
+    """A fine-tune's training data: its own train_data (under data_root), else its task's default."""
+    from overspec.data.biometric.benchmarks import under
+
+    if "train_data" in model:
+        return under(config.get("data_root", "data"), model["train_data"])
+    return biometric_table(config)[model["adaptation"]]["train"]
+
+
+def finetune_recipe(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The FinetuneConfig mapping of model `name`: its recipe without `resources`, task and seed filled in."""
+    model = config["models"][name]
+    recipe = {k: v for k, v in (config["recipes"][model["recipe"]] or {}).items() if k != "resources"}
+    recipe["task"] = model["adaptation"]
+    recipe.setdefault("seed", config.get("seed", 0))
+    return recipe
+
+
+def recipe_resources(config: dict[str, Any], name: str) -> dict[str, int]:
+    """gpu, threads, mem_mb, runtime (minutes) of model `name`'s fine-tuning job."""
+    recipe = config["recipes"][config["models"][name]["recipe"]] or {}
+    return {**RESOURCE_DEFAULTS, **(recipe.get("resources") or {})}
+
+
+def import_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """Model `name`'s import settings with checkpoint paths resolved under data_root."""
+    from overspec.data.biometric.benchmarks import under
+
+    settings = dict(config["models"][name]["import"])
+    for key in ("checkpoint", "head_checkpoint"):
+        if key in settings:
+            settings[key] = under(config.get("data_root", "data"), settings[key])
+    return settings
+
+
+def missing_biometric_data(config: dict[str, Any]) -> list[str]:
+    """One line per configured real biometric file (benchmark, training data, checkpoint) that is missing."""
+    from overspec.data.biometric.benchmarks import missing_files
+
+    lines = missing_files(biometric_table(config))
+    for name, model in config["models"].items():
+        if model.get("adaptation", "none") == "none":
+            continue
+        if "import" in model:
+            settings = import_settings(config, name)
+            for key in ("checkpoint", "head_checkpoint"):
+                if settings.get(key) and not Path(settings[key]).exists():
+                    lines.append(f"{name}: {settings[key]} ({key}) is missing")
+        elif biometric_table(config)["source"] != "toy" or "train_data" in model:
+            path = train_data_of(config, model)
+            if path and not Path(path).exists():
+                lines.append(f"{name}: training data {path} is missing")
+    return lines
 
 
 def check_config(config: dict[str, Any], schema_path: str | Path) -> None:
@@ -112,16 +257,31 @@ def missing_data(config: dict[str, Any]) -> list[str]:
 
 
 def model_table(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per model: backbone, arch, adaptation, how its weights are made, and its label for tables."""
+    """Per model: backbone, arch, adaptation, how its weights are made (the rule, the base model, the
+    recipe and training data of a fine-tune), and its label for tables."""
     table = {}
     for name, model in config["models"].items():
         backbone = config["backbones"][model["backbone"]]
+        adaptation = model.get("adaptation", "none")
         table[name] = {
             "model": name,
             "backbone": model["backbone"],
             "backbone_label": backbone.get("label", model["backbone"]),
             "arch": backbone["arch"],
-            "adaptation": model.get("adaptation", "none"),
+            "adaptation": adaptation,
             "source": backbone["source"],
+            # which rule writes the model file, and from what
+            "made_by": _made_by(backbone["source"], model),
+            "base": baseline_of(config, model["backbone"]) if "recipe" in model else None,
+            "recipe": model.get("recipe"),
+            "train_data": train_data_of(config, model) if "recipe" in model else None,
         }
     return table
+
+
+def _made_by(source: str, model: dict[str, Any]) -> str:
+    if "recipe" in model:
+        return "finetune_model"
+    if "import" in model:
+        return "import_published_model"
+    return "pretrain_toy_clip" if source == "toy_pretrain" else "import_model"

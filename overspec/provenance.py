@@ -184,3 +184,25 @@ def provenance(
 def read_digest(path: str | os.PathLike) -> str:
     """The sha256 stored in a digest file (`model.sha256`)."""
     return Path(path).read_text().split()[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Sidecars: the provenance of artifacts that cannot carry attributes (CSV, Markdown, digest files)
+
+SIDECAR_SUFFIX = ".prov.json"
+
+
+def sidecar_path(artifact: str | os.PathLike) -> Path:
+    """Where the provenance sidecar of `artifact` lives: `<artifact>.prov.json` beside it."""
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + SIDECAR_SUFFIX)
+
+
+def write_sidecar(artifact: str | os.PathLike, block: Mapping[str, Any]) -> Path:
+    """Write `<artifact>.prov.json`: the provenance block plus the artifact's own sha256.
+
+    Call it after the artifact is complete; the recorded digest lets an audit check the pair.
+    """
+    path = sidecar_path(artifact)
+    write_json(path, {"sha256": sha256_file(artifact), "provenance": dict(block)})
+    return path

@@ -6,7 +6,17 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from overspec.config import check_config, missing_data, model_table
+from overspec.config import (
+    biometric_table,
+    check_config,
+    finetune_recipe,
+    import_settings,
+    missing_biometric_data,
+    missing_data,
+    model_table,
+    recipe_resources,
+)
+from overspec.data.biometric.benchmarks import TOY_WORLD_DIR, TOY_WORLD_JSON, benchmark_files, benchmarks_of
 from overspec.data.registry import get_dataset
 from overspec.devices import announce_gpu_limit
 from overspec.errors import UserError
@@ -21,9 +31,12 @@ except UserError as error:
 validate(config, "../schemas/config.schema.yaml")  # Snakemake's own check; fills the defaults
 
 MODELS = model_table(config)
+BIO = biometric_table(config)  # biometric benchmarks and training data: the toy world or real files
 
 for line in missing_data(config):  # the DAG still builds; prepare_dataset stops on these when run
     logger.warning(f"Missing data for {line}")
+for line in missing_biometric_data(config):  # the DAG still builds; the job that reads it stops
+    logger.warning(f"Missing biometric data for {line}")
 GENERAL = config["datasets"]["general"]
 SEED = config["seed"]
 EVAL = config["evaluation"]
@@ -74,6 +87,60 @@ def general_results():
     zeroshot = expand("results/zeroshot/{model}/{dataset}.json", model=MODELS, dataset=GENERAL)
     probe = expand("results/linear_probe/{model}/{dataset}.json", model=MODELS, dataset=probe_datasets())
     return zeroshot + probe
+
+
+def base_model_inputs():
+    """A fine-tune's base (the baseline model of its backbone), as ancient() file plus digest."""
+    return {
+        "base": lambda w: ancient(f"results/models/{MODELS[w.model]['base']}/model.safetensors"),
+        "base_digest": lambda w: f"results/models/{MODELS[w.model]['base']}/model.sha256",
+    }
+
+
+def present_or_toy(paths):
+    """Input files of a biometric job: the toy world's world.json (made by prepare_biometric_world)
+    stands for every toy file; real files count only once they exist, so the DAG builds without
+    the data and the job that reads a missing file stops with its path."""
+    toy = [TOY_WORLD_JSON] if any(str(p).startswith(f"{TOY_WORLD_DIR}/") for p in paths) else []
+    real = [p for p in paths if not str(p).startswith(f"{TOY_WORLD_DIR}/") and Path(p).exists()]
+    return toy + real
+
+
+def train_inputs(wildcards):
+    return present_or_toy([MODELS[wildcards.model]["train_data"]])
+
+
+def import_inputs(wildcards):
+    settings = import_settings(config, wildcards.model)
+    return present_or_toy([p for p in (settings["checkpoint"], settings.get("head_checkpoint")) if p])
+
+
+def biometric_inputs(wildcards):
+    """The files one IJB or attack-detection job reads (see benchmark_files)."""
+    task = wildcards.get("task", "fr")
+    return present_or_toy(benchmark_files(BIO, task, wildcards.benchmark))
+
+
+def pair_set_inputs():
+    return present_or_toy([BIO["fr"]["pairs"][name] for name in sorted(BIO["fr"]["pairs"])])
+
+
+def attack_settings(wildcards):
+    """Train list, test lists (MAD: one per morphing method; PAD: this benchmark's) and dev list."""
+    if wildcards.task == "mad":
+        return {"train": BIO["mad"]["train"], "tests": BIO["mad"]["tests"], "dev": None}
+    return {"train": BIO["pad"]["train"], "tests": {wildcards.benchmark: BIO["pad"]["tests"][wildcards.benchmark]},
+            "dev": BIO["pad"]["dev"]}
+
+
+def biometric_results():
+    """Every model on every benchmark of every evaluated biometric task."""
+    return [f"results/biometrics/{model}/{task}/{benchmark}.json"
+            for model in MODELS for task in BIO["tasks"] for benchmark in benchmarks_of(BIO, task)]
+
+
+def study_results():
+    return general_results() + biometric_results()
 
 
 def study_targets():

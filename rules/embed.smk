@@ -1,5 +1,6 @@
-# Embeddings: one HDF5 per (model, dataset) holding every split, and one zero-shot classifier per
-# (model, dataset). One job per (model, dataset) loads the model once for all splits.
+# Embeddings: per (model, dataset), one HDF5 holding every split's image features and one holding
+# the zero-shot classifier (class names x prompt templates, original text encoder). One job makes
+# both: it loads the model once, and starting a job costs more than a toy dataset's work.
 
 
 rule embed_images:
@@ -8,6 +9,7 @@ rule embed_images:
         manifest="results/data/{dataset}/manifest.json",
     output:
         h5="results/embeddings/{model}/{dataset}.h5",
+        text="results/text/{model}/{dataset}.h5",
     params:
         batch_size=EVAL["embed_batch_size"],
         code=code("embed_images"),
@@ -24,24 +26,3 @@ rule embed_images:
         "../envs/overspec.yaml"
     script:
         "../workflow_scripts/embed_images.py"
-
-
-rule embed_classnames:
-    input:
-        **model_inputs(),
-        manifest="results/data/{dataset}/manifest.json",
-    output:
-        h5="results/text/{model}/{dataset}.h5",
-    params:
-        code=code("embed_classnames"),
-    log:
-        "logs/embed_classnames/{model}/{dataset}.log",
-    threads: 1
-    resources:
-        gpu=1,
-        mem_mb=4000,
-        runtime=30,
-    conda:
-        "../envs/overspec.yaml"
-    script:
-        "../workflow_scripts/embed_classnames.py"

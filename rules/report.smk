@@ -3,7 +3,7 @@
 
 rule aggregate_tables:
     input:
-        results=general_results(),
+        results=study_results(),
     output:
         metrics="results/tables/metrics.csv",
         gelo="results/tables/gelo.csv",

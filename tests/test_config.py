@@ -70,3 +70,19 @@ def test_unknown_architecture():
 def test_missing_required_key():
     message = error_of(lambda c: c.pop("models"))
     assert "models" in message and "missing" in message
+
+
+def test_snakemake_stops_before_any_rule_with_the_sentence(tmp_path):
+    """The workflow validates at parse time: a typo stops `snakemake -n` with the one sentence."""
+    import subprocess
+    import sys
+
+    config = default_config()
+    config["models"]["clip-toy-s"]["adaptaton"] = "fr"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+                             "--configfile", str(path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "Unknown config key 'models.clip-toy-s.adaptaton'" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()

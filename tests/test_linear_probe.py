@@ -121,15 +121,21 @@ def test_probe_reports_search_and_chosen_c():
     assert np.mean(res.test_pred == yte) > 0.6
 
 
-def test_validation_scores_are_recomputable():
-    # Each curve point is the val accuracy of the train-only fit at that C (train-standardised).
+@pytest.mark.parametrize("metric", ["top1", "mean_per_class_recall"])
+def test_validation_scores_are_recomputable(metric):
+    # Each curve point is the val metric of the train-only fit at that C (train-standardised).
     xtr, ytr, xva, yva, xte, _ = probe_data(seed=5)
+    keep = (yva != 1) | (np.arange(len(yva)) % 4 == 0)  # unbalanced val: the two metrics differ
+    xva, yva = xva[keep], yva[keep]
     grid = [1e-3, 1e-1, 10.0]
-    res = fit_linear_probe(xtr, ytr, xva, yva, xte, c_grid=grid, refine_steps=0, tol=1e-8)
+    res = fit_linear_probe(xtr, ytr, xva, yva, xte, c_grid=grid, refine_steps=0, tol=1e-8, select_metric=metric)
+    assert [c for c, _ in res.val_curve] == grid
     mean, std = xtr.astype(np.float64).mean(0), xtr.astype(np.float64).std(0)
     for c, score in res.val_curve:
         w, b = fit_logreg((xtr - mean) / std, ytr, c, 5, tol=1e-8)
-        assert score == pytest.approx(np.mean((((xva - mean) / std) @ w.T + b).argmax(1) == yva))
+        pred = (((xva - mean) / std) @ w.T + b).argmax(1)
+        expected = np.mean(pred == yva) if metric == "top1" else balanced_accuracy_score(yva, pred)
+        assert score == pytest.approx(expected)
 
 
 def test_test_predictions_come_from_train_plus_val_refit():
@@ -222,3 +228,9 @@ def test_user_errors(change, match):
     kw = {k: base.pop(k) for k in list(base) if k in ("select_metric", "c_grid", "device", "n_classes")}
     with pytest.raises(UserError, match=match):
         fit_linear_probe(base["train_x"], base["train_y"], base["val_x"], base["val_y"], base["test_x"], **kw)
+
+
+def test_empty_test_split():
+    xtr, ytr, xva, yva, xte, _ = probe_data(seed=23)
+    res = fit_linear_probe(xtr, ytr, xva, yva, xte[:0], c_grid=[1.0], refine_steps=0)
+    assert res.n_test == 0 and res.test_pred.shape == (0,) and res.test_logits.shape == (0, 5)

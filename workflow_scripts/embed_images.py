@@ -1,4 +1,5 @@
-"""Rule embed_images: image embeddings of every split of one dataset, to one HDF5 file."""
+"""Rule embed_images: image embeddings of every split of one dataset (one HDF5 file), and the
+dataset's zero-shot classifier from the model's text encoder (a second HDF5 file)."""
 from overspec.jobs import job_log
 
 with job_log(snakemake.log[0]):
@@ -7,12 +8,14 @@ with job_log(snakemake.log[0]):
     device, device_info = setup_device(snakemake.resources.gpu)
 
     from overspec.embed.images import embed_dataset
+    from overspec.embed.text import embed_classnames
     from overspec.provenance import provenance, read_digest
 
-    embed_dataset(
-        snakemake.input.model, snakemake.input.manifest, snakemake.output.h5,
-        device=device, batch_size=snakemake.params.batch_size, num_workers=max(0, snakemake.threads - 1),
-        provenance=provenance(snakemake.rule, dict(snakemake.input), {"batch_size": snakemake.params.batch_size},
-                              snakemake.params.code, None, device_info["kind"],
-                              known_digests={"model": read_digest(snakemake.input.digest)}),
-    )
+    record = provenance(snakemake.rule, dict(snakemake.input), {"batch_size": snakemake.params.batch_size},
+                        snakemake.params.code, None, device_info["kind"],
+                        known_digests={"model": read_digest(snakemake.input.digest)})
+    embed_dataset(snakemake.input.model, snakemake.input.manifest, snakemake.output.h5, device=device,
+                  batch_size=snakemake.params.batch_size, num_workers=max(0, snakemake.threads - 1),
+                  provenance=record)
+    embed_classnames(snakemake.input.model, snakemake.input.manifest, snakemake.output.text, device=device,
+                     provenance=record)

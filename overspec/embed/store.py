@@ -29,9 +29,9 @@ def read_embeddings(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarra
 
 
 def read_classifier(path: str | Path) -> np.ndarray:
-    """The zero-shot classifier [C, D] written by embed_classnames."""
+    """The zero-shot classifier [C, D] written by embed_images (overspec.embed.text)."""
     try:
         with h5py.File(path, "r") as f:
             return f["classifier"][...]
     except (OSError, KeyError) as exc:
-        raise UserError(f"Classifier file {path} is unreadable ({exc}): delete it and rerun embed_classnames.") from None
+        raise UserError(f"Classifier file {path} is unreadable ({exc}): delete it and rerun embed_images.") from None

@@ -22,9 +22,6 @@ Eval = Callable[[torch.Tensor], tuple[float, torch.Tensor]]
 
 _ARMIJO = 1e-4
 _MAX_BACKTRACKS = 40
-# Switch to exact evaluation once a step predicts a smaller decrease than this: float32 logits
-# leave ~1e-10 of noise in a mean cross-entropy, so Armijo tests below ~1e-8 are unreliable.
-_FAST_MIN_DECREASE = 1e-8
 # scikit-learn's L-BFGS stops on a relative decrease below 64 * machine epsilon; so do we.
 _FTOL = 64 * np.finfo(np.float64).eps
 
@@ -50,11 +47,13 @@ def minimise(
     max_iter: int,
     tol: float,
     history: int = 20,
+    fast_min_decrease: float = 0.0,
 ) -> LbfgsResult:
     """Minimise until max |exact gradient| <= tol, max_iter iterations, or no more progress.
 
     ``precondition(g)`` applies an approximate inverse Hessian; L-BFGS uses it, rescaled by the
-    latest curvature pair, as its initial matrix.
+    latest curvature pair, as its initial matrix. ``fast_min_decrease``: switch to ``exact`` once a
+    step predicts a smaller decrease than this (set it well above the rounding noise of ``fast``).
     """
     n_exact = 0
 
@@ -87,7 +86,7 @@ def minimise(
             s_mem.clear(), y_mem.clear(), rho_mem.clear()
             d = -precondition(g)
             gtd = float(torch.dot(g, d))
-        if not is_exact and -gtd < _FAST_MIN_DECREASE:
+        if not is_exact and -gtd < fast_min_decrease:
             evaluate, is_exact = exact_counted, True
             f, g = evaluate(x)
             n_eval += 1

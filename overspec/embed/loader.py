@@ -1,0 +1,219 @@
+"""Batches of uint8 pixels for the image encoder, fetched off the main thread where that pays.
+
+open_clip's evaluation transform is split in two: its geometric part (resize, crop) runs per image
+in DataLoader workers, on PIL images exactly as open_clip does; its `ToTensor` + `Normalize` part
+runs on the whole batch on the device (`normalize_batch`), with the same float32 operations in the
+same order, so the pixels the model sees are bit-identical to open_clip's per-sample transform.
+Moving uint8 instead of float32 also cuts host-to-device traffic by four.
+
+Three ways to fill a batch (`BatchKind`):
+- `pixels`: per image, `reader.load` (PIL) then the geometric transform; the general path.
+- `raw`: datasets held in memory as one uint8 array (CIFAR, MNIST, STL10, SVHN, FER2013) are
+  sliced as a whole batch and resized on the device (GPU): no per-image Python work at all.
+- `encoded`: JPEG files are read as bytes in workers and decoded on the GPU with nvjpeg
+  (`torchvision.io.decode_jpeg`); other files in the batch are decoded with PIL in the worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from open_clip.transform import image_transform
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import CenterCrop, Compose, Normalize, Resize, ToTensor
+
+from overspec.data.readers import ArraySplit, FileListSplit, ImageFolderSplit, SplitReader, SubsetSplit, open_image_rgb
+from overspec.errors import UserError
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def eval_transform(preprocessing: dict[str, Any]) -> Compose:
+    """open_clip's own evaluation transform for the model's preprocessing settings."""
+    return image_transform(
+        tuple(preprocessing["size"]), is_train=False, mean=tuple(preprocessing["mean"]),
+        std=tuple(preprocessing["std"]), resize_mode=preprocessing["resize_mode"],
+        interpolation=preprocessing["interpolation"],
+    )
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """open_clip's evaluation transform, split into a per-image geometric part and a batched
+    normalisation. `geometric` takes a PIL image or a uint8 tensor [..., C, H, W] (any device)."""
+
+    geometric: Compose
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def from_preprocessing(cls, preprocessing: dict[str, Any]) -> "Preprocess":
+        steps = eval_transform(preprocessing).transforms
+        *geometric, _convert_mode, to_tensor, normalize = steps
+        if not (isinstance(to_tensor, ToTensor) and isinstance(normalize, Normalize)):
+            raise RuntimeError(f"open_clip's evaluation transform changed shape ({steps}); update overspec.embed.loader.")
+        return cls(Compose(geometric), tuple(normalize.mean), tuple(normalize.std))
+
+    @property
+    def works_on_tensors(self) -> bool:
+        """True when the geometric part accepts batched tensors (open_clip's 'longest' mode needs PIL)."""
+        return all(isinstance(step, (Resize, CenterCrop)) for step in self.geometric.transforms)
+
+
+def normalize_batch(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 [B, 3, H, W] -> float32, exactly torchvision's ToTensor then Normalize, image by image."""
+    images = pixels.to(torch.float32).div(255)
+    mean_t = torch.as_tensor(mean, dtype=torch.float32, device=images.device).view(-1, 1, 1)
+    std_t = torch.as_tensor(std, dtype=torch.float32, device=images.device).view(-1, 1, 1)
+    return images.sub_(mean_t).div_(std_t)
+
+
+def pil_to_chw(image: Image.Image) -> torch.Tensor:
+    """uint8 [3, H, W] of an RGB PIL image (ToTensor's layout, before its division)."""
+    return torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8, copy=True)).permute(2, 0, 1)
+
+
+class TransformedSamples:
+    """Image `index` of a reader after the geometric transform, as uint8 [3, H, W]."""
+
+    def __init__(self, reader: SplitReader, geometric: Callable) -> None:
+        self.reader, self.geometric = reader, geometric
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return pil_to_chw(self.geometric(self.reader.load(index)))
+
+
+def in_memory_array(reader: SplitReader) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(uint8 image array, index map into it or None) for splits held in memory; None otherwise."""
+    if isinstance(reader, ArraySplit) and isinstance(reader.images, np.ndarray) and reader.images.dtype == np.uint8:
+        return reader.images, None
+    if isinstance(reader, SubsetSplit):
+        inner = in_memory_array(reader.base)
+        if inner is not None:
+            images, mapping = inner
+            indices = np.asarray(reader.indices, dtype=np.int64)
+            return images, indices if mapping is None else mapping[indices]
+    return None
+
+
+def file_paths(reader: SplitReader) -> list[Path] | None:
+    """The image file of every sample, for splits stored one file per image; None otherwise."""
+    if isinstance(reader, (ImageFolderSplit, FileListSplit)):
+        return [Path(reader.root) / sample_id for sample_id in reader.ids()]
+    if isinstance(reader, SubsetSplit):
+        inner = file_paths(reader.base)
+        return None if inner is None else [inner[i] for i in reader.indices]
+    return None
+
+
+def as_rgb_batch(images: np.ndarray) -> np.ndarray:
+    """[B, H, W] / [B, H, W, 1|3|4] uint8 -> [B, H, W, 3], as PIL's convert("RGB") does it."""
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.shape[-1] == 1:
+        return np.repeat(images, 3, axis=-1)
+    if images.shape[-1] == 4:
+        return images[..., :3]  # RGBA -> RGB drops alpha, like PIL
+    if images.shape[-1] != 3:
+        raise UserError(f"In-memory images have {images.shape[-1]} channels; only 1, 3 or 4 can be embedded.")
+    return images
+
+
+@dataclass(frozen=True)
+class BatchKey:
+    """Images [start, stop) of split number `split` (a batch never spans two splits)."""
+
+    split: int
+    start: int
+    stop: int
+
+
+BatchKind = str  # "pixels" | "raw" | "encoded"
+
+
+class SplitBatches(Dataset):
+    """Dataset whose items are whole batches (`BatchKey` -> payload), so workers fill batches in
+    parallel and in-memory splits are sliced in one go. Use with `DataLoader(batch_size=None)`."""
+
+    def __init__(self, readers: Sequence[SplitReader], preprocess: Preprocess, resize_on_device: bool,
+                 decode_on_device: bool, samples_class: type = TransformedSamples) -> None:
+        self.samples = [samples_class(reader, preprocess.geometric) for reader in readers]
+        self.arrays = [in_memory_array(reader) if resize_on_device else None for reader in readers]
+        self.paths = [file_paths(reader) if decode_on_device else None for reader in readers]
+
+    def kind(self, split: int) -> BatchKind:
+        if self.arrays[split] is not None:
+            return "raw"
+        return "encoded" if self.paths[split] is not None else "pixels"
+
+    def __len__(self) -> int:  # only the sampler's keys are ever asked for
+        return sum(len(s) for s in self.samples)
+
+    def __getitem__(self, key: BatchKey) -> dict[str, Any]:
+        kind = self.kind(key.split)
+        if kind == "raw":
+            images, mapping = self.arrays[key.split]
+            rows = images[key.start:key.stop] if mapping is None else images[mapping[key.start:key.stop]]
+            data: Any = torch.from_numpy(np.ascontiguousarray(as_rgb_batch(rows))).permute(0, 3, 1, 2)
+        elif kind == "encoded":
+            data = [self._encoded_or_pixels(key.split, i) for i in range(key.start, key.stop)]
+        else:
+            samples = self.samples[key.split]
+            data = torch.stack([samples[i] for i in range(key.start, key.stop)])
+        return {"kind": kind, "split": key.split, "start": key.start, "stop": key.stop, "data": data}
+
+    def _encoded_or_pixels(self, split: int, index: int) -> torch.Tensor:
+        """JPEG bytes (1-D uint8) for the GPU decoder; anything else decoded here ([3, H, W] uint8)."""
+        path = self.paths[split][index]
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            open_image_rgb(path)  # raises the reader's one-sentence error
+            raise
+        if raw.startswith(JPEG_MAGIC):
+            return torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+        return self.samples[split][index]
+
+
+def plan_batches(sizes: Sequence[int], done: Sequence[int], batch_size: int) -> list[BatchKey]:
+    """Batches covering images [done[s], sizes[s]) of every split s, in order."""
+    return [BatchKey(split, start, min(start + batch_size, size))
+            for split, (size, first) in enumerate(zip(sizes, done))
+            for start in range(first, size, batch_size)]
+
+
+def make_loader(batches: SplitBatches, keys: list[BatchKey], num_workers: int, pin_memory: bool) -> DataLoader:
+    """One loader over every split, so workers start once per job (persistent workers would buy
+    nothing more: the loader is iterated exactly once)."""
+    return DataLoader(batches, batch_size=None, sampler=keys, num_workers=num_workers, pin_memory=pin_memory,
+                      prefetch_factor=4 if num_workers > 0 else None)
+
+
+def decode_on(data: list[torch.Tensor], geometric: Callable, device: torch.device, fallback: Callable[[int], torch.Tensor]) -> torch.Tensor:
+    """Finish an `encoded` batch on `device`: decode the JPEGs there (nvjpeg on GPU), apply the
+    geometric transform to each, and stack with the images the workers already decoded."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    jpeg_positions = [i for i, item in enumerate(data) if item.dim() == 1]
+    out: list[torch.Tensor | None] = [None if item.dim() == 1 else item.to(device, non_blocking=True) for item in data]
+    if jpeg_positions:
+        try:
+            decoded = decode_jpeg([data[i] for i in jpeg_positions], mode=ImageReadMode.RGB, device=device)
+        except RuntimeError:  # one undecodable file (CMYK, corrupt) fails the whole call: go one by one
+            decoded = []
+            for i in jpeg_positions:
+                try:
+                    decoded.append(decode_jpeg(data[i], mode=ImageReadMode.RGB, device=device))
+                except RuntimeError:
+                    decoded.append(None)
+        for i, image in zip(jpeg_positions, decoded):
+            out[i] = geometric(image) if image is not None else fallback(i).to(device)
+    return torch.stack(out)
