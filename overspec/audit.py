@@ -183,14 +183,18 @@ def load_manifest(study: str | Path, path: str | Path | None = None) -> dict[str
 # Verification
 
 
-KIND_ORDER = {"missing": 0, "modified": 1, "stale": 2, "derived": 3}
+# missing/modified: the artifact itself; stale: a recorded input digest no longer matches; derived:
+# made (transitively) from a flagged artifact; record: only its provenance sidecar changed, so its
+# bytes, which consumers recorded, are intact and nothing downstream is flagged for it.
+KIND_ORDER = {"missing": 0, "modified": 1, "stale": 2, "derived": 3, "record": 4}
 
 
 @dataclass
 class Finding:
     path: str
-    kind: str  # missing | modified | stale | derived
+    kind: str  # missing | modified | stale | derived | record
     reasons: list[str] = field(default_factory=list)
+    propagates: bool = False  # whether what was made from it is flagged too
 
 
 @dataclass
@@ -217,14 +221,15 @@ def _flag(findings: dict[str, Finding], path: str, kind: str, reason: str) -> No
     if KIND_ORDER[kind] < KIND_ORDER[finding.kind]:
         finding.kind = kind
     finding.reasons.append(reason)
+    finding.propagates |= kind != "record"
 
 
 def verify(study: str | Path, manifest: Mapping[str, Any] | None = None) -> Verification:
     """Re-hash every artifact of the manifest and check the chain.
 
-    Flags each artifact that is missing, whose bytes (or provenance sidecar) changed since the
-    manifest was written, whose recorded input digests differ from those inputs' current digests
-    (stale), and, transitively, everything derived from a flagged artifact.
+    Flags each artifact that is missing, whose bytes changed since the manifest was written, whose
+    recorded input digests differ from those inputs' current digests (stale), and, transitively,
+    everything derived from a flagged artifact; a changed provenance sidecar flags its artifact alone.
     """
     study = Path(study)
     manifest = load_manifest(study) if manifest is None else manifest
@@ -242,7 +247,7 @@ def verify(study: str | Path, manifest: Mapping[str, Any] | None = None) -> Veri
             _flag(findings, rel, "modified", "its bytes changed since the manifest was written")
         side = sidecar_path(path)
         if entry.get("sidecar_sha256") and (not side.is_file() or sha256_file(side) != entry["sidecar_sha256"]):
-            _flag(findings, rel, "modified", f"its provenance sidecar {side.name} changed or is gone")
+            _flag(findings, rel, "record", f"its provenance sidecar {side.name} changed or is gone")
 
     external: dict[str, str | None] = {}
     notes: list[str] = []
@@ -266,13 +271,14 @@ def verify(study: str | Path, manifest: Mapping[str, Any] | None = None) -> Veri
             if external[source] is not None and external[source] != item["sha256"]:
                 _flag(findings, rel, "stale", f"its input {name} ({source}) changed after it was made")
 
-    queue = deque(sorted(findings))
+    queue = deque(sorted(rel for rel, finding in findings.items() if finding.propagates))
     while queue:
         source = queue.popleft()
         for rel in sorted(consumers.get(source, ())):
-            if rel not in findings:
-                queue.append(rel)
+            queued = rel in findings and findings[rel].propagates
             _flag(findings, rel, "derived", f"derived from {source}")
+            if not queued:
+                queue.append(rel)
 
     listed = set(artifacts)
     unlisted = [rel for rel in artifact_paths(study) if rel not in listed]

@@ -103,9 +103,10 @@ def reproduce_job(study: Path, job: Job, scratch: Path, snakefile: Path, configf
     result = Reproduction(job)
     _copy_inputs(study, job, scratch)
     before = {p.relative_to(scratch).as_posix() for p in scratch.rglob("*") if p.is_file()}
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(scratch), "--cores", str(cores),
-           "--allowed-rules", job.rule, *(["--configfile", str(configfile)] if configfile else []),
-           *snakemake_args, *job.outputs]
+    # targets first: --allowed-rules and --configfile take every value that follows them
+    cmd = [sys.executable, "-m", "snakemake", *job.outputs, "-s", str(snakefile), "-d", str(scratch),
+           "--cores", str(cores), *snakemake_args, *(["--configfile", str(configfile)] if configfile else []),
+           "--allowed-rules", job.rule]
     run = subprocess.run(cmd, capture_output=True, text=True, cwd=scratch)
     if run.returncode != 0:
         tail = (run.stdout + run.stderr).strip().splitlines()[-15:]

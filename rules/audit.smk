@@ -5,6 +5,7 @@
 rule audit_manifest:
     input:
         targets=[t for t in study_targets() if t != "results/audit/manifest.json"],
+        digests=expand("results/models/{model}/model.sha256", model=MODELS),  # see model_digests() in common.smk
     output:
         manifest="results/audit/manifest.json",
     params:

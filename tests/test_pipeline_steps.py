@@ -34,6 +34,12 @@ def prepared(tmp_path_factory):
     return root, manifest, model_path
 
 
+def model_width(path) -> int:
+    from overspec.models.checkpoint import load_model
+
+    return int(load_model(path).model.visual.output_dim)
+
+
 def test_manifest_records_balanced_splits(prepared):
     _, manifest, _ = prepared
     data = json.loads(manifest.read_text())
@@ -47,7 +53,7 @@ def test_embed_zeroshot_probe_round_trip(prepared):
     sizes = embed_dataset(model_path, manifest, root / "emb.h5", batch_size=64)
     assert sizes == {"train": 400, "val": 120, "test": 320}
     features, labels, ids = read_embeddings(root / "emb.h5", "test")
-    assert features.shape == (320, 128) and features.dtype == np.float32
+    assert features.shape == (320, model_width(model_path)) and features.dtype == np.float32
     assert labels.tolist() == sorted(labels.tolist()) and ids[0] == "test/red/00000.png"
     embed_classnames(model_path, manifest, root / "text.h5")
     with h5py.File(root / "text.h5") as f:

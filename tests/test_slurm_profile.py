@@ -20,10 +20,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm" / "profile.yaml"
 DUMMY = REPO / "tests" / "slurm" / "Snakefile"
-GPU_RULES = ("finetune_model", "embed_images")
+GPU_RULES = ("finetune_model", "embed_images", "eval_face_verification", "eval_ijb", "eval_attack_detection")
 CPU_RULES = (
-    "prepare_dataset", "prepare_toy_corpus", "pretrain_toy_clip", "import_model", "digest_model", "eval_zeroshot", "fit_linear_probe", "eval_face_verification",
-    "eval_ijb", "eval_attack_detection", "aggregate_tables", "plot_figures", "audit_manifest",
+    "prepare_dataset", "prepare_toy_corpus", "pretrain_toy_clip", "import_model", "digest_model", "eval_zeroshot", "fit_linear_probe",
+    "prepare_biometric_world", "import_published_model", "aggregate_tables", "plot_figures", "audit_manifest",
 )  # fmt: skip
 PLACEHOLDERS = {"account": "YOUR_ACCOUNT", "cpu": "YOUR_CPU_PARTITION", "gpu": "YOUR_GPU_PARTITION"}
 

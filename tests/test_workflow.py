@@ -8,7 +8,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from workflow_helpers import ROOT, executed_jobs, planned_jobs, snakemake
+from workflow_helpers import ROOT, TINY, executed_jobs, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -65,3 +65,45 @@ def test_touched_script_reruns_nothing(study):
     script = ROOT / "workflow_scripts" / "eval_zeroshot.py"
     script.touch()
     assert planned_jobs(workdir) == {}
+
+
+def test_fine_tune_and_biometric_results(study):
+    """The FR fine-tune starts from the baseline's exact bytes; every model gets every biometric benchmark."""
+    import json
+
+    from overspec.models.checkpoint import read_card
+
+    workdir, _ = study
+    results = workdir / "results"
+    card = read_card(results / "models" / "clip-toy-s-fr" / "model.safetensors")
+    base_digest = (results / "models" / "clip-toy-s" / "model.sha256").read_text().split()[0]
+    assert card["base_model"]["sha256"] == base_digest and card["lora_merged"] and card["head"]["type"] == "cosface"
+    assert card["training"]["steps"] == 4 and card["provenance"]["rule"] == "finetune_model"
+    assert len(pd.read_csv(results / "models" / "clip-toy-s-fr" / "train_log.csv")) == 4
+
+    metrics = pd.read_csv(results / "tables" / "metrics.csv")
+    biometric = metrics[metrics.protocol.isin(["face_verification", "ijb", "mad", "pad"])]
+    for model in ("clip-toy-s", "clip-toy-s-fr"):
+        mine = biometric[biometric.model == model]
+        assert set(mine.protocol) == {"face_verification", "ijb", "mad", "pad"}
+        assert {"accuracy", "tar@far=0.0001", "eer", "bpcer@apcer=0.1", "hter", "auc"} <= set(mine.metric)
+        assert "average" in set(mine[mine.protocol == "mad"].dataset)
+    assert biometric.value.between(0, 1).all() and (biometric.n > 0).all()
+    for task, benchmark in (("mad", "toy_mad"), ("pad", "toy_pad")):  # neither model was adapted for MAD/PAD
+        result = json.loads((results / "biometrics" / "clip-toy-s-fr" / task / f"{benchmark}.json").read_text())
+        assert result["scoring"]["method"] == "probe" and (results / "biometrics" / "clip-toy-s-fr" / task /
+                                                           f"{benchmark}.scores.csv").is_file()
+
+
+def test_changing_a_recipe_reruns_that_models_jobs_only(study, tmp_path):
+    import yaml
+
+    workdir, _ = study
+    config = yaml.safe_load(TINY.read_text())
+    config["recipes"]["tiny-fr"]["lr_encoder"] = 0.002
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert planned_jobs(workdir, config=changed) == {
+        "finetune_model": 1, "digest_model": 1, "embed_images": 2, "eval_zeroshot": 2, "fit_linear_probe": 2,
+        "eval_face_verification": 1, "eval_ijb": 1, "eval_attack_detection": 2, "aggregate_tables": 1, "all": 1,
+    }

@@ -84,9 +84,8 @@ class ImageEncoder:
         if self.compile and target and n < target:  # one shape: no recompilation for short batches
             pad = pixels.new_zeros((target - n, *pixels.shape[1:]))
             pixels = torch.cat([pixels, pad])
-        images = normalize_batch(pixels, self.mean, self.std)
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        images = normalize_batch(pixels, self.mean, self.std, layout)
         with self._autocast():
             features = self._forward(images)
         return features[:n].float()

@@ -164,11 +164,11 @@ def _finish(item: tuple[BatchKey, torch.Tensor, Any], writer: "_ChunkWriter") ->
 
 def _pixels_on_device(batch: dict[str, Any], batches: SplitBatches, preprocess: Preprocess,
                       dev: torch.device) -> torch.Tensor:
-    """uint8 [B, 3, H, W] at the model's input size, on `dev`."""
+    """uint8 [B, 3, H, W] at the model's input size, on `dev` (a transposed view of the NHWC batch)."""
     if batch["kind"] == "pixels":
-        return batch["data"].to(dev, non_blocking=True)
+        return batch["data"].to(dev, non_blocking=True).permute(0, 3, 1, 2)
     if batch["kind"] == "raw":
-        return preprocess.geometric(batch["data"].to(dev, non_blocking=True))
+        return preprocess.geometric(batch["data"].to(dev, non_blocking=True).permute(0, 3, 1, 2))
     samples, start = batches.samples[batch["split"]], batch["start"]
     return decode_on(batch["data"], preprocess.geometric, dev, fallback=lambda i: samples[start + i])
 

@@ -65,21 +65,24 @@ class Preprocess:
         return all(isinstance(step, (Resize, CenterCrop)) for step in self.geometric.transforms)
 
 
-def normalize_batch(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 [B, 3, H, W] -> float32, exactly torchvision's ToTensor then Normalize, image by image."""
-    images = pixels.to(torch.float32).div(255)
+def normalize_batch(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float],
+                    memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """uint8 [B, 3, H, W] (any strides) -> float32 in `memory_format`, exactly torchvision's ToTensor
+    then Normalize applied image by image (elementwise float32 operations do not depend on layout)."""
+    images = pixels.to(torch.float32, memory_format=memory_format).div_(255)
     mean_t = torch.as_tensor(mean, dtype=torch.float32, device=images.device).view(-1, 1, 1)
     std_t = torch.as_tensor(std, dtype=torch.float32, device=images.device).view(-1, 1, 1)
     return images.sub_(mean_t).div_(std_t)
 
 
-def pil_to_chw(image: Image.Image) -> torch.Tensor:
-    """uint8 [3, H, W] of an RGB PIL image (ToTensor's layout, before its division)."""
-    return torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8, copy=True)).permute(2, 0, 1)
+def pil_to_hwc(image: Image.Image) -> torch.Tensor:
+    """uint8 [H, W, 3] of a PIL image converted to RGB (batches are stacked in this layout: a plain
+    memory copy, and the float conversion on the device does the transpose)."""
+    return torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8, copy=True))
 
 
 class TransformedSamples:
-    """Image `index` of a reader after the geometric transform, as uint8 [3, H, W]."""
+    """Image `index` of a reader after the geometric transform, as uint8 [H, W, 3]."""
 
     def __init__(self, reader: SplitReader, geometric: Callable) -> None:
         self.reader, self.geometric = reader, geometric
@@ -88,7 +91,7 @@ class TransformedSamples:
         return len(self.reader)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return pil_to_chw(self.geometric(self.reader.load(index)))
+        return pil_to_hwc(self.geometric(self.reader.load(index)))
 
 
 def in_memory_array(reader: SplitReader) -> tuple[np.ndarray, np.ndarray | None] | None:
@@ -162,7 +165,7 @@ class SplitBatches(Dataset):
         if kind == "raw":
             images, mapping = self.arrays[key.split]
             rows = images[key.start:key.stop] if mapping is None else images[mapping[key.start:key.stop]]
-            data: Any = torch.from_numpy(np.ascontiguousarray(as_rgb_batch(rows))).permute(0, 3, 1, 2)
+            data: Any = torch.from_numpy(np.ascontiguousarray(as_rgb_batch(rows)))
         elif kind == "encoded":
             data = [self._encoded_or_pixels(key.split, i) for i in range(key.start, key.stop)]
         else:
@@ -171,7 +174,7 @@ class SplitBatches(Dataset):
         return {"kind": kind, "split": key.split, "start": key.start, "stop": key.stop, "data": data}
 
     def _encoded_or_pixels(self, split: int, index: int) -> torch.Tensor:
-        """JPEG bytes (1-D uint8) for the GPU decoder; anything else decoded here ([3, H, W] uint8)."""
+        """JPEG bytes (1-D uint8) for the GPU decoder; anything else decoded here ([H, W, 3] uint8)."""
         path = self.paths[split][index]
         try:
             raw = path.read_bytes()
@@ -197,13 +200,16 @@ def make_loader(batches: SplitBatches, keys: list[BatchKey], num_workers: int, p
                       prefetch_factor=4 if num_workers > 0 else None)
 
 
-def decode_on(data: list[torch.Tensor], geometric: Callable, device: torch.device, fallback: Callable[[int], torch.Tensor]) -> torch.Tensor:
+def decode_on(data: list[torch.Tensor], geometric: Callable, device: torch.device,
+              fallback: Callable[[int], torch.Tensor]) -> torch.Tensor:
     """Finish an `encoded` batch on `device`: decode the JPEGs there (nvjpeg on GPU), apply the
-    geometric transform to each, and stack with the images the workers already decoded."""
+    geometric transform to each, and stack with the images the workers already decoded ([H, W, 3]
+    items, and `fallback(i)` for JPEGs the device decoder refuses). Returns uint8 [B, 3, H, W]."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
     jpeg_positions = [i for i, item in enumerate(data) if item.dim() == 1]
-    out: list[torch.Tensor | None] = [None if item.dim() == 1 else item.to(device, non_blocking=True) for item in data]
+    out: list[torch.Tensor | None] = [None if item.dim() == 1 else item.to(device, non_blocking=True).permute(2, 0, 1)
+                                      for item in data]
     if jpeg_positions:
         try:
             decoded = decode_jpeg([data[i] for i in jpeg_positions], mode=ImageReadMode.RGB, device=device)
@@ -215,5 +221,5 @@ def decode_on(data: list[torch.Tensor], geometric: Callable, device: torch.devic
                 except RuntimeError:
                     decoded.append(None)
         for i, image in zip(jpeg_positions, decoded):
-            out[i] = geometric(image) if image is not None else fallback(i).to(device)
+            out[i] = geometric(image) if image is not None else fallback(i).to(device).permute(2, 0, 1)
     return torch.stack(out)

@@ -55,73 +55,65 @@ def minimise(
     latest curvature pair, as its initial matrix. ``fast_min_decrease``: switch to ``exact`` once a
     step predicts a smaller decrease than this (set it well above the rounding noise of ``fast``).
     """
-    n_exact = 0
+    evals = {"fast": 0, "exact": 0}
+    mode = "fast"
 
-    def exact_counted(x: torch.Tensor) -> tuple[float, torch.Tensor]:
-        nonlocal n_exact
-        n_exact += 1
-        return exact(x)
+    def evaluate(x: torch.Tensor) -> tuple[float, torch.Tensor]:
+        evals[mode] += 1
+        return (fast if mode == "fast" else exact)(x)
 
-    x = x0.clone()
-    evaluate, is_exact = fast, False
-    f, g = evaluate(x)
-    n_eval = 1
     s_mem: list[torch.Tensor] = []
     y_mem: list[torch.Tensor] = []
     rho_mem: list[float] = []
+    x = x0.clone()
+    f, g = evaluate(x)
     n_iter = 0
     while True:
+        switch = False  # to exact evaluation, re-evaluating at x
         if float(g.abs().max()) <= tol:
-            if is_exact:
-                return LbfgsResult(x, f, float(g.abs().max()), n_iter, n_eval, n_exact, True, "tol")
-            evaluate, is_exact = exact_counted, True  # confirm in exact arithmetic
-            f, g = evaluate(x)
-            n_eval += 1
-            continue
-        if n_iter >= max_iter:
-            break
-        d = -_two_loop(g, s_mem, y_mem, rho_mem, precondition)
-        gtd = float(torch.dot(g, d))
-        if not gtd < 0:  # not a descent direction (rounding): restart from the preconditioned gradient
-            s_mem.clear(), y_mem.clear(), rho_mem.clear()
-            d = -precondition(g)
-            gtd = float(torch.dot(g, d))
-        if not is_exact and -gtd < fast_min_decrease:
-            evaluate, is_exact = exact_counted, True
-            f, g = evaluate(x)
-            n_eval += 1
-            continue
-        step = _backtrack(evaluate, x, f, d, gtd)
-        n_eval += step[3]
-        if step[0] is None:
-            if is_exact:
-                break  # no decrease left in exact arithmetic
-            evaluate, is_exact = exact_counted, True
-            f, g = evaluate(x)
-            n_eval += 1
-            continue
-        x_new, f_new, g_new = step[0], step[1], step[2]
-        n_iter += 1
-        s, y = x_new - x, g_new - g
-        sy = float(torch.dot(s, y))
-        if sy > 1e-12 * float(torch.linalg.vector_norm(s) * torch.linalg.vector_norm(y)):
-            s_mem.append(s), y_mem.append(y), rho_mem.append(1.0 / sy)
-            if len(s_mem) > history:
-                s_mem.pop(0), y_mem.pop(0), rho_mem.pop(0)
-        stalled = f - f_new <= _FTOL * max(abs(f), abs(f_new), 1.0)
-        x, f, g = x_new, f_new, g_new
-        if stalled:
-            if is_exact:
+            if mode == "exact":
                 break
-            evaluate, is_exact = exact_counted, True
+            switch = True  # confirm in exact arithmetic
+        elif n_iter >= max_iter:
+            break
+        else:
+            d = -_two_loop(g, s_mem, y_mem, rho_mem, precondition)
+            gtd = float(torch.dot(g, d))
+            if not gtd < 0:  # rounding broke the quasi-Newton model: restart from the preconditioner
+                s_mem.clear(), y_mem.clear(), rho_mem.clear()
+                d = -precondition(g)
+                gtd = float(torch.dot(g, d))
+            step = None
+            if mode == "exact" or -gtd >= fast_min_decrease:
+                step = _backtrack(evaluate, x, f, d, gtd)
+            if step is None:
+                if mode == "exact":
+                    break  # no decrease left in exact arithmetic
+                switch = True
+            else:
+                x_new, f_new, g_new = step
+                n_iter += 1
+                s, y = x_new - x, g_new - g
+                sy = float(torch.dot(s, y))
+                if sy > 1e-12 * float(torch.linalg.vector_norm(s) * torch.linalg.vector_norm(y)):
+                    s_mem.append(s), y_mem.append(y), rho_mem.append(1.0 / sy)
+                    if len(s_mem) > history:
+                        s_mem.pop(0), y_mem.pop(0), rho_mem.pop(0)
+                stalled = f - f_new <= _FTOL * max(abs(f), abs(f_new), 1.0)
+                x, f, g = x_new, f_new, g_new
+                if stalled:
+                    if mode == "exact":
+                        break
+                    switch = True
+        if switch:
+            mode = "exact"
             f, g = evaluate(x)
-            n_eval += 1
-    if not is_exact:
-        f, g = exact_counted(x)
-        n_eval += 1
+    if mode == "fast":
+        mode = "exact"
+        f, g = evaluate(x)
     grad_max = float(g.abs().max())
     stop = "tol" if grad_max <= tol else ("max_iter" if n_iter >= max_iter else "no_progress")
-    return LbfgsResult(x, f, grad_max, n_iter, n_eval, n_exact, grad_max <= tol, stop)
+    return LbfgsResult(x, f, grad_max, n_iter, evals["fast"] + evals["exact"], evals["exact"], grad_max <= tol, stop)
 
 
 def _two_loop(g, s_mem, y_mem, rho_mem, precondition) -> torch.Tensor:
@@ -146,17 +138,17 @@ def _two_loop(g, s_mem, y_mem, rho_mem, precondition) -> torch.Tensor:
 def _backtrack(evaluate: Eval, x, f, d, gtd):
     """Armijo backtracking from step 1 with safeguarded quadratic interpolation.
 
-    Returns (x_new, f_new, g_new, evaluations), x_new None when no step satisfied Armijo.
+    Returns (x_new, f_new, g_new), or None when no step satisfied Armijo.
     """
     t = 1.0
-    for n in range(1, _MAX_BACKTRACKS + 1):
+    for _ in range(_MAX_BACKTRACKS):
         x_new = x + t * d
         f_new, g_new = evaluate(x_new)
         if np.isfinite(f_new) and f_new <= f + _ARMIJO * t * gtd:
-            return x_new, f_new, g_new, n
+            return x_new, f_new, g_new
         if np.isfinite(f_new):
             t_quad = -gtd * t * t / (2.0 * (f_new - f - gtd * t))
             t = min(max(t_quad, 0.1 * t), 0.5 * t)
         else:
             t *= 0.1
-    return None, None, None, _MAX_BACKTRACKS
+    return None

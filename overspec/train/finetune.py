@@ -376,7 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--base", required=True, help="base model .safetensors")
     parser.add_argument("--data", required=True, help="identity folder, .rec or .csv list")
     parser.add_argument("--out", required=True, help="output model .safetensors")
-    parser.add_argument("--log", required=True, help="per-step CSV log")
+    # --log-csv under torchrun: its own --log-dir/--log-line-prefix-template make a bare --log ambiguous there
+    parser.add_argument("--log", "--log-csv", dest="log", required=True, help="per-step CSV log")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--card-extra", default=None, help="JSON object merged into the model card")

@@ -4,7 +4,9 @@
 `overspec.train.finetune.finetune` directly; with `processes > 1` it launches
 ``python -m torch.distributed.run --standalone --nproc_per_node=N -m overspec.train.finetune``
 (the same code path under DDP: NCCL on GPUs, gloo on CPU) and waits for it. The child's
-one-sentence user error ("error: ...") becomes this process's UserError.
+one-sentence user error ("error: ...") becomes this process's UserError. Every option passed
+through torchrun must not be a prefix of one of torchrun's own (its argument parser would claim
+it), hence ``--log-csv`` rather than ``--log``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def torchrun_command(config: FinetuneConfig, base: str | Path, data: str | Path,
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
                "-m", "overspec.train.finetune",
                "--recipe", json.dumps(config.to_dict(), sort_keys=True),
-               "--base", str(base), "--data", str(data), "--out", str(out), "--log", str(log_csv),
+               "--base", str(base), "--data", str(data), "--out", str(out), "--log-csv", str(log_csv),
                "--device", device, "--workers", str(workers)]
     if card_extra:
         command += ["--card-extra", json.dumps(dict(card_extra), sort_keys=True)]

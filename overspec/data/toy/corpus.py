@@ -24,7 +24,7 @@ from overspec.data.toy.world import (
     render_texture_field,
 )
 
-DOMAIN_WEIGHTS = {"objects": 0.4, "texture": 0.15, "digit": 0.3, "face": 0.15}
+DOMAIN_WEIGHTS = {"objects": 0.45, "texture": 0.15, "digit": 0.3, "face": 0.1}
 PREFIXES = ("a photo of", "an image of", "a picture of", "", "a rendering of", "there is")
 TEXTURE_ADJECTIVES = {t: t for t in TEXTURES}
 
@@ -35,10 +35,10 @@ def _pick(rng: np.random.Generator, options):
 
 def _objects_caption(scene: ObjectScene, rng: np.random.Generator) -> str:
     words = []
-    if scene.count > 1 or rng.random() < 0.3:
-        words.append(COUNT_WORDS[scene.count - 1] if scene.count > 1 or rng.random() < 0.5 else "a")
-    elif rng.random() < 0.9:
-        words.append("a")
+    if scene.count > 1:
+        words.append(COUNT_WORDS[scene.count - 1])
+    else:  # a single object is "one" often enough for the counting prompts to mean something
+        words.append("one" if rng.random() < 0.4 else "a")
     if scene.texture != "plain" and rng.random() < 0.8:
         words.append(scene.texture)
     if rng.random() < 0.75:

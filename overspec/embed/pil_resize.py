@@ -1,0 +1,81 @@
+"""Pillow's bicubic / bilinear resize, reproduced bit for bit on batched uint8 tensors (any device).
+
+open_clip preprocesses with PIL. torch's own interpolation differs from it by up to ~20 grey
+levels when upscaling (tiny CIFAR-like images to 224 pixels): a different cubic kernel and float
+instead of fixed-point arithmetic. So batches resized on the GPU use Pillow's algorithm
+(`libImaging/Resample.c`): separable filters with Pillow's kernel, support and normalisation,
+coefficients in 22-bit fixed point, a horizontal pass rounded to uint8, then a vertical pass.
+Each pass is a matrix product in float64, which is exact here: every product and partial sum is
+an integer far below 2**53.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+
+PRECISION_BITS = 32 - 8 - 2  # Resample.c, 8 bits per channel
+
+
+def _bicubic(x: float) -> float:
+    a = -0.5
+    x = abs(x)
+    if x < 1.0:
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1
+    if x < 2.0:
+        return (((x - 5) * x + 8) * x - 4) * a
+    return 0.0
+
+
+def _bilinear(x: float) -> float:
+    x = abs(x)
+    return 1.0 - x if x < 1.0 else 0.0
+
+
+FILTERS = {"bicubic": (_bicubic, 2.0), "bilinear": (_bilinear, 1.0)}
+
+
+@lru_cache(maxsize=64)
+def fixed_point_weights(in_size: int, out_size: int, interpolation: str) -> torch.Tensor:
+    """[out_size, in_size] integer weights (float64) of Pillow's `precompute_coeffs` +
+    `normalize_coeffs_8bpc` for the whole input range (no crop box)."""
+    kernel, base_support = FILTERS[interpolation]
+    scale = filterscale = in_size / out_size
+    filterscale = max(filterscale, 1.0)
+    support = base_support * filterscale
+    ss = 1.0 / filterscale  # Pillow multiplies by the reciprocal; dividing rounds differently
+    weights = torch.zeros(out_size, in_size, dtype=torch.float64)
+    for xx in range(out_size):
+        center = (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size)
+        taps = [kernel((x + xmin - center + 0.5) * ss) for x in range(xmax - xmin)]
+        total = sum(taps)
+        for x, w in enumerate(taps):
+            w = w / total if total != 0.0 else w
+            # C's (int) truncates toward zero after the +-0.5
+            weights[xx, xmin + x] = math.trunc(-0.5 + w * (1 << PRECISION_BITS)) if w < 0 else \
+                math.trunc(0.5 + w * (1 << PRECISION_BITS))
+    return weights
+
+
+def _pass(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """One fixed-point pass along the last axis: round-half-up shift, then clip to 0..255."""
+    acc = values @ weights.T.to(values.device) + float(1 << (PRECISION_BITS - 1))
+    return torch.floor(acc / float(1 << PRECISION_BITS)).clamp_(0, 255)
+
+
+def pil_resize(images: torch.Tensor, size: tuple[int, int], interpolation: str = "bicubic") -> torch.Tensor:
+    """uint8 [..., C, H, W] -> uint8 [..., C, size[0], size[1]], equal to PIL's `Image.resize`."""
+    height, width = images.shape[-2:]
+    out_h, out_w = size
+    if (out_h, out_w) == (height, width):
+        return images
+    values = images.to(torch.float64)
+    if out_w != width:  # Pillow's order: horizontal first (into a uint8 image), then vertical
+        values = _pass(values, fixed_point_weights(width, out_w, interpolation))
+    if out_h != height:
+        values = _pass(values.transpose(-1, -2), fixed_point_weights(height, out_h, interpolation)).transpose(-1, -2)
+    return values.to(torch.uint8)
