@@ -198,7 +198,7 @@ def parse_args(argv=None):
     parser.add_argument("--n-images", type=int, default=2000)
     parser.add_argument("--image-size", type=int, default=32, help="side of the square dataset images")
     parser.add_argument("--source", choices=("memory", "files"), default="memory")
-    parser.add_argument("--batch-size", type=int, default=None, help="overspec's batch (default: 64 on CPU, 256 on GPU)")
+    parser.add_argument("--batch-size", type=int, default=256, help="overspec's batch (the config's embed_batch_size)")
     parser.add_argument("--workers", type=int, default=max(0, (os.cpu_count() or 1) - 1))
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--compile", action="store_true", help="overspec path through torch.compile")
@@ -212,8 +212,6 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.arch, args.n_images, args.memory_sizes, args.repeats = MEMORY_ARCH, 64, "", 1
-    if args.batch_size is None:
-        args.batch_size = 256 if args.device.startswith("cuda") else 64
     return args
 
 
@@ -231,18 +229,21 @@ def main(argv=None) -> dict:
                     "torch_threads": torch.get_num_threads(), "load_average_start": round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory() as tmp:
         reader = make_reader(args.source, args.n_images, args.image_size, Path(tmp))
-        ours_s, ref_s = [], []
+        ours_s, ref_s, loads = [], [], []
         for repeat in range(args.repeats):
             if not args.skip_reference:
+                loads.append(os.getloadavg()[0])
                 reference, seconds = timed(reference_features, model, reader, args.device)
                 ref_s.append(seconds)
                 print(f"reference  (batch 64, 4 workers, per-sample PIL): {args.n_images / seconds:8.2f} images/s",
                       flush=True)
+            loads.append(os.getloadavg()[0])
             ours, seconds = timed(overspec_features, model, reader, args.device, Path(tmp) / f"ours{repeat}.h5",
                                   args.batch_size, args.workers, args.precision, args.compile)
             ours_s.append(seconds)
             print(f"overspec   (batch {args.batch_size}, {args.precision} precision):           "
                   f"{args.n_images / seconds:8.2f} images/s", flush=True)
+    result["load_averages_at_each_start"] = [round(v, 2) for v in loads]
     result["overspec_img_s"] = round(args.n_images / statistics.median(ours_s), 3)
     if ref_s:
         result["reference_img_s"] = round(args.n_images / statistics.median(ref_s), 3)

@@ -26,9 +26,10 @@ RESULTS_DIR = "results"
 MANIFEST_PATH = "results/audit/manifest.json"
 # The audit's own output, and run times that no rerun reproduces.
 SKIPPED_PREFIXES = ("results/audit/", "results/benchmarks/")
-# Toy images are generated with their dataset manifest, which records their listing and content
-# digests (checked by every reader); the audit tracks the manifest, not each image.
-DATASET_CONTENT = re.compile(r"^results/data/[^/]+/images/")
+# Dataset contents (toy images, the toy biometric world's files) are written by the job that writes
+# their dataset's manifest.json or world.json beside them, which record their digests and which every
+# consumer records as its input; the audit tracks those files, not each image.
+DATASET_CONTENT = re.compile(r"^results/data/[^/]+/.+/")
 CARD_KEY = "overspec_card"  # = overspec.models.checkpoint.CARD_KEY (imported there with torch; tested equal)
 RECORD_FIELDS = ("rule", "params", "code", "seed", "device", "versions")
 

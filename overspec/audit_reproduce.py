@@ -1,7 +1,8 @@
 """Re-executing a sample of a study's jobs in a scratch folder and comparing what they write.
 
 Each sampled job gets its own scratch folder holding copies of exactly the inputs its provenance
-records (a dataset manifest travels with its data folder, which readers open through it). Snakemake
+records (a dataset's manifest or world file travels with its data folder, which readers open
+through it). Snakemake
 then builds the job's outputs there with only that job's rule allowed (`--allowed-rules`), so it can
 neither rebuild an input nor run anything else. Every file the job writes is compared with the
 study's: byte-identical when both runs were on CPU, within the tolerances of
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -25,7 +27,8 @@ from overspec.audit_compare import Comparison, compare_files
 from overspec.errors import UserError
 from overspec.provenance import SIDECAR_SUFFIX
 
-_DATASET_MANIFEST = ("results/data/", "/manifest.json")
+# A dataset's top-level file (manifest.json, world.json, corpus.h5) is how jobs find its contents.
+_DATASET_FILE = re.compile(r"^results/data/[^/]+/[^/]+$")
 
 
 @dataclass
@@ -71,7 +74,7 @@ def _copy_inputs(study: Path, job: Job, scratch: Path) -> None:
         if Path(rel).is_absolute():
             continue  # outside the study: the job reads it where it is
         source, target = study / rel, scratch / rel
-        if rel.startswith(_DATASET_MANIFEST[0]) and rel.endswith(_DATASET_MANIFEST[1]):
+        if _DATASET_FILE.match(rel):
             shutil.copytree(source.parent, target.parent, dirs_exist_ok=True)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -151,6 +151,17 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def _flat_inputs(inputs: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Named inputs with list values (a Snakemake input function's files) as `name[i]` entries."""
+    flat = []
+    for name, value in inputs.items():
+        if isinstance(value, (list, tuple)):
+            flat += [(f"{name}[{i}]", p) for i, p in enumerate(value)]
+        else:
+            flat.append((name, value))
+    return flat
+
+
 def provenance(
     rule: str,
     inputs: Mapping[str, str | os.PathLike] | None = None,
@@ -162,7 +173,8 @@ def provenance(
 ) -> dict[str, Any]:
     """A provenance block: what produced an artifact, with the sha256 of every input file.
 
-    Input paths are recorded as given (relative to the workflow directory), never absolute.
+    Input paths are recorded as given (relative to the workflow directory), never absolute; a list
+    of paths under one name is recorded as `name[0]`, `name[1]`, ...
     `known_digests` maps input names to digests already computed (model files: their digest file),
     so multi-GB inputs are not hashed again by every consumer.
     """
@@ -171,7 +183,7 @@ def provenance(
         "rule": rule,
         "inputs": {
             name: {"path": str(p), "sha256": known.get(name) or sha256_file(p)}
-            for name, p in sorted((inputs or {}).items())
+            for name, p in sorted(_flat_inputs(inputs or {}))
         },
         "params": dict(params or {}),
         "code": code,

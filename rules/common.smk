@@ -79,6 +79,12 @@ def model_inputs():
     }
 
 
+def data_threads(wildcards):
+    """Threads for a job that reads a dataset: image decoding workers for real data; one thread for
+    toy data, whose jobs are start-up bound (two such jobs side by side beat one with two threads)."""
+    return 1 if get_dataset(wildcards.dataset).is_toy else 8
+
+
 def probe_datasets():
     return [d for d in GENERAL if get_dataset(d).probe_splits]
 

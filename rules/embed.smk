@@ -17,7 +17,7 @@ rule embed_images:
         "logs/embed_images/{model}/{dataset}.log",
     benchmark:
         "results/benchmarks/embed_images/{model}/{dataset}.tsv"
-    threads: 2
+    threads: data_threads
     resources:
         gpu=1,
         mem_mb=8000,

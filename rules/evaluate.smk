@@ -39,7 +39,7 @@ rule fit_linear_probe:
         "logs/fit_linear_probe/{model}/{dataset}.log",
     benchmark:
         "results/benchmarks/fit_linear_probe/{model}/{dataset}.tsv"
-    threads: 2
+    threads: data_threads
     resources:
         mem_mb=8000,
         runtime=120,

@@ -20,6 +20,7 @@ from overspec.data.biometric.ijb import read_ijb_meta
 from overspec.data.biometric.pair_bin import read_pair_set
 from overspec.data.toy.biometric_world import ToyBiometricSizes, write_biometric_world
 from overspec.embed.images import eval_transform
+from overspec.errors import UserError
 from overspec.evaluate.attack_detection import evaluate_mad, evaluate_pad, probe_score_lists
 from overspec.evaluate.biometric_jobs import (
     eval_attack_detection,
@@ -89,6 +90,8 @@ def test_embedder_follows_the_card_and_swaps_channels_for_bgr_models(models):
     bgr = image_embedder(loaded.model, {**loaded.card["preprocessing"], "colour_order": "BGR"})(batch)
     np.testing.assert_allclose(bgr, _reference_embed(models["base"])(batch[..., ::-1].copy()), rtol=1e-5, atol=1e-6)
     assert not np.allclose(rgb, bgr)
+    with pytest.raises(UserError, match="preprocessing resizes to"):
+        image_embedder(loaded.model, {**loaded.card["preprocessing"], "size": [224, 224]})
 
 
 def test_pair_sets_give_the_protocols_numbers_and_name_model_and_benchmark(world, models, tmp_path):

@@ -2,10 +2,16 @@
 
 - GPU: bf16 autocast (fp16 where bf16 is unsupported); features are returned as float32.
 - channels_last for convolutional towers (ResNet, ConvNeXt); ViTs gain nothing from it.
-- Out of memory: the batch is split in halves and retried, and the smaller size is kept for the
-  rest of the job; only a single image that does not fit is an error.
-- Optional torch.compile (CPU: inductor with weight freezing); batches are padded to one shape so
-  the compiled graph is reused instead of recompiled for every short batch.
+- CPU: nn.MultiheadAttention's inference "fast path" computes attention with plain bmm + softmax;
+  its regular path calls scaled_dot_product_attention, whose fused CPU kernel is faster (same
+  result within float rounding), so the fast path is switched off around the forward pass.
+- Fixed forward shape: the model always sees `forward_rows` images (a short last batch is
+  padded). On CPU this makes the features' bytes independent of the configured batch size: a
+  GEMM's rounding depends on its shape (MKL picks kernels by size) but not on a row's neighbours
+  or position. It also gives torch.compile a single graph to build.
+- Out of memory: the forward size is halved and the batch retried, and the smaller size is kept
+  for the rest of the job; only a single image that does not fit is an error.
+- Optional torch.compile (CPU: inductor with weight freezing).
 """
 
 from __future__ import annotations
@@ -24,6 +30,18 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+CPU_FORWARD_ROWS = 64  # images per forward pass on CPU, whatever the batch size (byte-determinism)
+
+
+def forward_rows(device: torch.device, batch_size: int) -> int:
+    """Images per forward pass: fixed on CPU, the batch size on GPU."""
+    return CPU_FORWARD_ROWS if device.type == "cpu" else batch_size
+
+
+def loader_batch_size(device: torch.device, batch_size: int) -> int:
+    """On CPU, a multiple of the forward size, so only the last batch of a split needs padding."""
+    rows = forward_rows(device, batch_size)
+    return max(rows, batch_size // rows * rows)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -60,18 +78,31 @@ class ImageEncoder:
     std: Sequence[float]
     precision: str = "fp32"
     compile: bool = False
-    batch_size: int | None = None  # the loader's batch size: compiled graphs are built for it
-    piece: int | None = None  # largest batch known to fit; None until memory has run out once
+    rows: int = CPU_FORWARD_ROWS  # images per forward pass (halved when memory runs out)
     channels_last: bool = field(init=False)
+    pad: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        self.channels_last = uses_convolutions(self.model) and self.device.type in ("cuda", "cpu")
+        self.channels_last = uses_convolutions(self.model)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        self.pad = self.device.type == "cpu" or self.compile
         self._forward = self.model.encode_image
         if self.compile:
             options = {"freezing": True} if self.device.type == "cpu" else {}
             self._forward = torch.compile(self.model.encode_image, dynamic=False, options=options)
+
+    @contextlib.contextmanager
+    def _attention_path(self):
+        if self.device.type != "cpu":
+            yield
+            return
+        previous = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            yield
+        finally:
+            torch.backends.mha.set_fastpath_enabled(previous)
 
     def _autocast(self):
         if self.precision == "fp32":
@@ -80,21 +111,19 @@ class ImageEncoder:
 
     def _run(self, pixels: torch.Tensor) -> torch.Tensor:
         n = len(pixels)
-        target = self.piece or self.batch_size
-        if self.compile and target and n < target:  # one shape: no recompilation for short batches
-            pad = pixels.new_zeros((target - n, *pixels.shape[1:]))
-            pixels = torch.cat([pixels, pad])
+        if self.pad and n < self.rows:
+            pixels = torch.cat([pixels, pixels.new_zeros((self.rows - n, *pixels.shape[1:]))])
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
         images = normalize_batch(pixels, self.mean, self.std, layout)
-        with self._autocast():
+        with self._autocast(), self._attention_path():
             features = self._forward(images)
         return features[:n].float()
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        """float32 features [B, D] of a uint8 batch, halving the batch while memory runs out."""
+        """float32 features [B, D] of a uint8 batch, run `rows` images at a time."""
         outputs, start = [], 0
         while start < len(pixels):
-            size = min(self.piece or len(pixels), len(pixels) - start)
+            size = min(self.rows, len(pixels) - start)
             try:
                 features = self._run(pixels[start:start + size])
             except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled here
@@ -103,12 +132,12 @@ class ImageEncoder:
                 features = None  # handled outside the except block, once its traceback has freed the batch
             if features is None:
                 self._release_memory()
-                if size == 1:
+                if self.rows == 1:
                     raise UserError(f"A single image does not fit in {self.device} memory with this model: "
                                     f"free the device or embed on a larger one.")
-                self.piece = size // 2
-                log.warning("out of memory at batch %d on %s: continuing with batches of %d", size, self.device,
-                            self.piece)
+                self.rows //= 2
+                log.warning("out of memory at %d images per forward pass on %s: continuing with batches of %d",
+                            self.rows * 2, self.device, self.rows)
                 continue
             outputs.append(features)
             start += size

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from overspec.data.readers import SplitReader, open_split
-from overspec.embed.encoder import ImageEncoder, resolve_precision
+from overspec.embed.encoder import ImageEncoder, forward_rows, loader_batch_size, resolve_precision
 from overspec.embed.loader import (
     BatchKey, Preprocess, SplitBatches, TransformedSamples, decode_on, eval_transform, in_memory_array, make_loader,
     plan_batches,
@@ -124,13 +124,13 @@ def _embed_remaining(model, preprocessing, split_readers, names, sizes, done, st
                      decode_on_device: bool, description: str) -> None:
     preprocess = Preprocess.from_preprocessing(preprocessing)
     on_gpu = dev.type == "cuda"
-    batches = SplitBatches(split_readers, preprocess, resize_on_device=on_gpu and preprocess.works_on_tensors,
-                           decode_on_device=decode_on_device and preprocess.works_on_tensors,
+    batches = SplitBatches(split_readers, preprocess, resize_on_device=on_gpu and preprocess.on_tensors,
+                           decode_on_device=decode_on_device and preprocess.on_tensors,
                            samples_class=_TransformedSplit)
-    keys = plan_batches(sizes, done, batch_size)
+    keys = plan_batches(sizes, done, loader_batch_size(dev, batch_size))
     loader = make_loader(batches, keys, _loader_workers(split_readers, num_workers), pin_memory=on_gpu)
     encoder = ImageEncoder(model, dev, preprocess.mean, preprocess.std, precision=precision, compile=compile,
-                           batch_size=batch_size)
+                           rows=forward_rows(dev, batch_size))
     writer = _ChunkWriter(store, names)
     pending: list[tuple[BatchKey, torch.Tensor, Any]] = []
     bar = progress_bar(total=sum(sizes), initial=sum(done), description=description)
@@ -168,9 +168,9 @@ def _pixels_on_device(batch: dict[str, Any], batches: SplitBatches, preprocess: 
     if batch["kind"] == "pixels":
         return batch["data"].to(dev, non_blocking=True).permute(0, 3, 1, 2)
     if batch["kind"] == "raw":
-        return preprocess.geometric(batch["data"].to(dev, non_blocking=True).permute(0, 3, 1, 2))
+        return preprocess.geometric_tensor(batch["data"].to(dev, non_blocking=True).permute(0, 3, 1, 2))
     samples, start = batches.samples[batch["split"]], batch["start"]
-    return decode_on(batch["data"], preprocess.geometric, dev, fallback=lambda i: samples[start + i])
+    return decode_on(batch["data"], preprocess.geometric_tensor, dev, fallback=lambda i: samples[start + i])
 
 
 class _ChunkWriter:

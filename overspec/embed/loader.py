@@ -9,7 +9,8 @@ Moving uint8 instead of float32 also cuts host-to-device traffic by four.
 Three ways to fill a batch (`BatchKind`):
 - `pixels`: per image, `reader.load` (PIL) then the geometric transform; the general path.
 - `raw`: datasets held in memory as one uint8 array (CIFAR, MNIST, STL10, SVHN, FER2013) are
-  sliced as a whole batch and resized on the device (GPU): no per-image Python work at all.
+  sliced as a whole batch and resized on the device (GPU) with Pillow's exact arithmetic
+  (`overspec.embed.pil_resize`): no per-image Python work at all, and the same pixels.
 - `encoded`: JPEG files are read as bytes in workers and decoded on the GPU with nvjpeg
   (`torchvision.io.decode_jpeg`); other files in the batch are decoded with PIL in the worker.
 """
@@ -25,9 +26,11 @@ import torch
 from open_clip.transform import image_transform
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import CenterCrop, Compose, Normalize, Resize, ToTensor
+from torchvision.transforms import Compose, Normalize, ToTensor
+from torchvision.transforms import functional as tv_functional
 
 from overspec.data.readers import ArraySplit, FileListSplit, ImageFolderSplit, SplitReader, SubsetSplit, open_image_rgb
+from overspec.embed.pil_resize import pil_resize
 from overspec.errors import UserError
 
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -45,11 +48,16 @@ def eval_transform(preprocessing: dict[str, Any]) -> Compose:
 @dataclass(frozen=True)
 class Preprocess:
     """open_clip's evaluation transform, split into a per-image geometric part and a batched
-    normalisation. `geometric` takes a PIL image or a uint8 tensor [..., C, H, W] (any device)."""
+    normalisation. `geometric` works on PIL images; `geometric_tensor` does the same on uint8
+    tensors [..., 3, H, W] on any device, bit-identically (Pillow's resize reproduced), where the
+    resize mode allows it (`on_tensors`; open_clip's 'longest' mode is PIL only)."""
 
     geometric: Compose
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    resize_mode: str
+    size: tuple[int, int]
+    interpolation: str
 
     @classmethod
     def from_preprocessing(cls, preprocessing: dict[str, Any]) -> "Preprocess":
@@ -57,12 +65,25 @@ class Preprocess:
         *geometric, _convert_mode, to_tensor, normalize = steps
         if not (isinstance(to_tensor, ToTensor) and isinstance(normalize, Normalize)):
             raise RuntimeError(f"open_clip's evaluation transform changed shape ({steps}); update overspec.embed.loader.")
-        return cls(Compose(geometric), tuple(normalize.mean), tuple(normalize.std))
+        return cls(Compose(geometric), tuple(normalize.mean), tuple(normalize.std), preprocessing["resize_mode"],
+                   tuple(preprocessing["size"]), preprocessing["interpolation"])
 
     @property
-    def works_on_tensors(self) -> bool:
-        """True when the geometric part accepts batched tensors (open_clip's 'longest' mode needs PIL)."""
-        return all(isinstance(step, (Resize, CenterCrop)) for step in self.geometric.transforms)
+    def on_tensors(self) -> bool:
+        square = self.size[0] == self.size[1]
+        return self.interpolation in ("bicubic", "bilinear") and (
+            self.resize_mode == "squash" or (self.resize_mode == "shortest" and square))
+
+    def geometric_tensor(self, images: torch.Tensor) -> torch.Tensor:
+        """torchvision's Resize (+ CenterCrop) as open_clip configures them, with Pillow's arithmetic."""
+        if self.resize_mode == "squash":
+            return pil_resize(images, self.size, self.interpolation)
+        height, width = images.shape[-2:]
+        side = self.size[0]
+        short, long = (width, height) if width <= height else (height, width)
+        new_long = int(side * long / short)  # torchvision's _compute_resized_output_size
+        target = (new_long, side) if width <= height else (side, new_long)
+        return tv_functional.center_crop(pil_resize(images, target, self.interpolation), list(self.size))
 
 
 def normalize_batch(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float],
@@ -200,7 +221,7 @@ def make_loader(batches: SplitBatches, keys: list[BatchKey], num_workers: int, p
                       prefetch_factor=4 if num_workers > 0 else None)
 
 
-def decode_on(data: list[torch.Tensor], geometric: Callable, device: torch.device,
+def decode_on(data: list[torch.Tensor], geometric_tensor: Callable, device: torch.device,
               fallback: Callable[[int], torch.Tensor]) -> torch.Tensor:
     """Finish an `encoded` batch on `device`: decode the JPEGs there (nvjpeg on GPU), apply the
     geometric transform to each, and stack with the images the workers already decoded ([H, W, 3]
@@ -221,5 +242,5 @@ def decode_on(data: list[torch.Tensor], geometric: Callable, device: torch.devic
                 except RuntimeError:
                     decoded.append(None)
         for i, image in zip(jpeg_positions, decoded):
-            out[i] = geometric(image) if image is not None else fallback(i).to(device).permute(2, 0, 1)
+            out[i] = geometric_tensor(image) if image is not None else fallback(i).to(device).permute(2, 0, 1)
     return torch.stack(out)

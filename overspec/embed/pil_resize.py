@@ -6,7 +6,9 @@ instead of fixed-point arithmetic. So batches resized on the GPU use Pillow's al
 (`libImaging/Resample.c`): separable filters with Pillow's kernel, support and normalisation,
 coefficients in 22-bit fixed point, a horizontal pass rounded to uint8, then a vertical pass.
 Each pass is a matrix product in float64, which is exact here: every product and partial sum is
-an integer far below 2**53.
+an integer far below 2**53. Pillow >= 11.2 runs the vertical pass first when the height shrinks
+more than twice as much as the width; which order the installed Pillow uses is checked once on a
+probe image, so the emulation follows whichever version is installed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+import numpy as np
 import torch
 
 PRECISION_BITS = 32 - 8 - 2  # Resample.c, 8 bits per channel
@@ -67,15 +70,49 @@ def _pass(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return torch.floor(acc / float(1 << PRECISION_BITS)).clamp_(0, 255)
 
 
+def _resize(images: torch.Tensor, size: tuple[int, int], interpolation: str, vertical_first: bool) -> torch.Tensor:
+    height, width = images.shape[-2:]
+    out_h, out_w = size
+    values = images.to(torch.float64)
+
+    def horizontal(v: torch.Tensor) -> torch.Tensor:
+        return _pass(v, fixed_point_weights(width, out_w, interpolation)) if out_w != width else v
+
+    def vertical(v: torch.Tensor) -> torch.Tensor:
+        if out_h == height:
+            return v
+        return _pass(v.transpose(-1, -2), fixed_point_weights(height, out_h, interpolation)).transpose(-1, -2)
+
+    values = horizontal(vertical(values)) if vertical_first else vertical(horizontal(values))
+    return values.to(torch.uint8)
+
+
+@lru_cache(maxsize=1)
+def pillow_may_run_vertical_first() -> bool:
+    """Whether the installed Pillow uses the vertical-first order (checked on a probe image whose
+    result differs between the two orders)."""
+    from PIL import Image
+
+    probe = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    expected = torch.from_numpy(np.array(Image.fromarray(probe).resize((65, 32), Image.BICUBIC))).permute(2, 0, 1)
+    tensor = torch.from_numpy(probe).permute(2, 0, 1)
+    for vertical_first in (False, True):
+        if torch.equal(_resize(tensor, (32, 65), "bicubic", vertical_first), expected):
+            return vertical_first
+    raise RuntimeError("The installed Pillow resizes differently from overspec.embed.pil_resize in either pass "
+                       "order; update that module for this Pillow version.")
+
+
+def vertical_first(in_h: int, in_w: int, out_h: int, out_w: int) -> bool:
+    """Pillow's pass order (Resample.c, ImagingResampleInner)."""
+    if not pillow_may_run_vertical_first():
+        return False
+    return (in_h - out_h) > 0 and (in_h - out_h) > (in_w - out_w) * 2
+
+
 def pil_resize(images: torch.Tensor, size: tuple[int, int], interpolation: str = "bicubic") -> torch.Tensor:
     """uint8 [..., C, H, W] -> uint8 [..., C, size[0], size[1]], equal to PIL's `Image.resize`."""
     height, width = images.shape[-2:]
-    out_h, out_w = size
-    if (out_h, out_w) == (height, width):
+    if tuple(size) == (height, width):
         return images
-    values = images.to(torch.float64)
-    if out_w != width:  # Pillow's order: horizontal first (into a uint8 image), then vertical
-        values = _pass(values, fixed_point_weights(width, out_w, interpolation))
-    if out_h != height:
-        values = _pass(values.transpose(-1, -2), fixed_point_weights(height, out_h, interpolation)).transpose(-1, -2)
-    return values.to(torch.uint8)
+    return _resize(images, size, interpolation, vertical_first(height, width, *size))

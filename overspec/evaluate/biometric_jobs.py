@@ -53,6 +53,10 @@ def image_embedder(model: torch.nn.Module, preprocessing: Mapping[str, Any], dev
     The transform is open_clip's evaluation transform, as for the general datasets; a card that
     says the model was trained on BGR input (MADation's cv2 loading) gets its channels swapped.
     """
+    size = getattr(getattr(model, "visual", None), "image_size", None)
+    if size is not None and list(size if isinstance(size, (tuple, list)) else (size, size)) != list(preprocessing["size"]):
+        raise UserError(f"The model card's preprocessing resizes to {list(preprocessing['size'])}, but the architecture "
+                        f"takes {size} images: re-import the model with preprocessing that matches its architecture.")
     transform = eval_transform(dict(preprocessing))
     bgr = str(preprocessing.get("colour_order", "RGB")).upper() == "BGR"
 
