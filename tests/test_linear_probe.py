@@ -95,7 +95,8 @@ def test_warm_start_reaches_cold_optimum():
 
 
 def probe_data(seed=0, k=5):
-    (xtr, ytr), (xva, yva), (xte, yte) = blobs(700, k=k, seed=seed), blobs(300, k=k, seed=seed + 1), blobs(500, k=k, seed=seed + 2)
+    (xtr, ytr), (xva, yva) = blobs(700, k=k, seed=seed), blobs(300, k=k, seed=seed + 1)
+    xte, yte = blobs(500, k=k, seed=seed + 2)
     return xtr, ytr, xva, yva, xte, yte
 
 
@@ -181,7 +182,9 @@ def test_val_score_matches_sklearn_balanced_accuracy():
 
 def test_constant_feature_changes_nothing():
     xtr, ytr, xva, yva, xte, _ = probe_data(seed=17)
-    add = lambda x: np.concatenate([x, np.full((len(x), 1), 3.25, np.float32)], axis=1)  # noqa: E731
+    def add(x):
+        return np.concatenate([x, np.full((len(x), 1), 3.25, np.float32)], axis=1)
+
     with_const = fit_linear_probe(add(xtr), ytr, add(xva), yva, add(xte), c_grid=[0.01, 1.0], refine_steps=2)
     without = fit_linear_probe(xtr, ytr, xva, yva, xte, c_grid=[0.01, 1.0], refine_steps=2)
     assert np.all(np.isfinite(with_const.test_logits))
@@ -208,26 +211,29 @@ def test_refinement_points():
 @pytest.mark.parametrize(
     "change, match",
     [
-        (dict(train_x=np.full((4, 3), np.nan)), "NaN"),
-        (dict(train_y=np.array([0, 1, 0])), "rows but train_y"),
-        (dict(select_metric="f1"), "select_metric"),
-        (dict(val_y=np.array([0, 1, 9, 0]), n_classes=3), "outside"),
-        (dict(train_y=np.array([0, 1, -1, 1])), "outside"),
-        (dict(train_y=np.array([1, 1, 1, 1])), "at least 2"),
-        (dict(c_grid=[0.0, 1.0]), "C must be"),
-        (dict(val_x=np.zeros((4, 2))), "width"),
-        (dict(device="cuda:0" if not torch.cuda.is_available() else "nonsense"), "device"),
+        ({"train_x": np.full((4, 3), np.nan)}, "NaN"),
+        ({"train_y": np.array([0, 1, 0])}, "rows but train_y"),
+        ({"select_metric": "f1"}, "select_metric"),
+        ({"val_y": np.array([0, 1, 9, 0]), "n_classes": 3}, "outside"),
+        ({"train_y": np.array([0, 1, -1, 1])}, "outside"),
+        ({"train_y": np.array([1, 1, 1, 1])}, "at least 2"),
+        ({"c_grid": [0.0, 1.0]}, "C must be"),
+        ({"val_x": np.zeros((4, 2))}, "width"),
+        ({"device": "nonsense" if torch.cuda.is_available() else "cuda:0"}, "device"),
     ],
 )
 def test_user_errors(change, match):
-    base = dict(
-        train_x=np.random.default_rng(0).standard_normal((4, 3)), train_y=np.array([0, 1, 0, 1]),
-        val_x=np.zeros((4, 3)), val_y=np.array([0, 1, 1, 0]), test_x=np.zeros((2, 3)),
-    )
-    base.update(change)
-    kw = {k: base.pop(k) for k in list(base) if k in ("select_metric", "c_grid", "device", "n_classes")}
+    data = {
+        "train_x": np.random.default_rng(0).standard_normal((4, 3)),
+        "train_y": np.array([0, 1, 0, 1]),
+        "val_x": np.zeros((4, 3)),
+        "val_y": np.array([0, 1, 1, 0]),
+        "test_x": np.zeros((2, 3)),
+    }
+    data.update(change)
+    kw = {k: data.pop(k) for k in list(data) if k in ("select_metric", "c_grid", "device", "n_classes")}
     with pytest.raises(UserError, match=match):
-        fit_linear_probe(base["train_x"], base["train_y"], base["val_x"], base["val_y"], base["test_x"], **kw)
+        fit_linear_probe(data["train_x"], data["train_y"], data["val_x"], data["val_y"], data["test_x"], **kw)
 
 
 def test_empty_test_split():

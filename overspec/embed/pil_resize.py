@@ -22,46 +22,49 @@ import torch
 PRECISION_BITS = 32 - 8 - 2  # Resample.c, 8 bits per channel
 
 
-def _bicubic(x: float) -> float:
+def _bicubic(x: np.ndarray) -> np.ndarray:
     a = -0.5
-    x = abs(x)
-    if x < 1.0:
-        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1
-    if x < 2.0:
-        return (((x - 5) * x + 8) * x - 4) * a
-    return 0.0
+    x = np.abs(x)
+    near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1
+    far = (((x - 5) * x + 8) * x - 4) * a
+    return np.where(x < 1.0, near, np.where(x < 2.0, far, 0.0))
 
 
-def _bilinear(x: float) -> float:
-    x = abs(x)
-    return 1.0 - x if x < 1.0 else 0.0
+def _bilinear(x: np.ndarray) -> np.ndarray:
+    x = np.abs(x)
+    return np.where(x < 1.0, 1.0 - x, 0.0)
 
 
 FILTERS = {"bicubic": (_bicubic, 2.0), "bilinear": (_bilinear, 1.0)}
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=256)
 def fixed_point_weights(in_size: int, out_size: int, interpolation: str) -> torch.Tensor:
     """[out_size, in_size] integer weights (float64) of Pillow's `precompute_coeffs` +
-    `normalize_coeffs_8bpc` for the whole input range (no crop box)."""
+    `normalize_coeffs_8bpc` for the whole input range (no crop box), vectorised over outputs
+    with the same float64 operations in the same order (the tap sum is sequential, as in C)."""
     kernel, base_support = FILTERS[interpolation]
     scale = filterscale = in_size / out_size
     filterscale = max(filterscale, 1.0)
     support = base_support * filterscale
     ss = 1.0 / filterscale  # Pillow multiplies by the reciprocal; dividing rounds differently
-    weights = torch.zeros(out_size, in_size, dtype=torch.float64)
-    for xx in range(out_size):
-        center = (xx + 0.5) * scale
-        xmin = max(int(center - support + 0.5), 0)
-        xmax = min(int(center + support + 0.5), in_size)
-        taps = [kernel((x + xmin - center + 0.5) * ss) for x in range(xmax - xmin)]
-        total = sum(taps)
-        for x, w in enumerate(taps):
-            w = w / total if total != 0.0 else w
-            # C's (int) truncates toward zero after the +-0.5
-            weights[xx, xmin + x] = math.trunc(-0.5 + w * (1 << PRECISION_BITS)) if w < 0 else \
-                math.trunc(0.5 + w * (1 << PRECISION_BITS))
-    return weights
+    ksize = int(math.ceil(support)) * 2 + 1
+    center = (np.arange(out_size) + 0.5) * scale
+    xmin = np.maximum((center - support + 0.5).astype(np.int64), 0)  # C's (int) truncates toward zero
+    count = np.minimum((center + support + 0.5).astype(np.int64), in_size) - xmin
+    taps = np.arange(ksize)
+    valid = taps[None, :] < count[:, None]
+    weights = np.where(valid, kernel((taps[None, :] + xmin[:, None] - center[:, None] + 0.5) * ss), 0.0)
+    total = np.zeros(out_size)
+    for tap in range(ksize):  # sequential like C's `ww += w` (np.sum would sum pairwise)
+        total = total + weights[:, tap]
+    weights = np.where(total[:, None] != 0.0, weights / np.where(total == 0.0, 1.0, total)[:, None], weights)
+    fixed = np.trunc(np.where(weights < 0, -0.5 + weights * (1 << PRECISION_BITS), 0.5 + weights * (1 << PRECISION_BITS)))
+    matrix = np.zeros((out_size, in_size))
+    rows = np.repeat(np.arange(out_size), ksize).reshape(out_size, ksize)
+    columns = xmin[:, None] + taps[None, :]
+    matrix[rows[valid], columns[valid]] = fixed[valid]
+    return torch.from_numpy(matrix)
 
 
 def _pass(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
