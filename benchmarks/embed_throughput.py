@@ -204,14 +204,18 @@ def parse_args(argv=None):
     parser.add_argument("--compile", action="store_true", help="overspec path through torch.compile")
     parser.add_argument("--repeats", type=int, default=1, help="alternate reference/overspec this many times")
     parser.add_argument("--skip-reference", action="store_true")
-    parser.add_argument("--memory-sizes", default="2000,20000", help="'' to skip the memory measurement")
+    parser.add_argument("--memory-sizes", default=None,
+                        help="image counts for the peak-memory runs (default 2000,20000; '' skips them)")
     parser.add_argument("--memory-arch", default=MEMORY_ARCH)
     parser.add_argument("--gpu-ceiling", action="store_true", help="also time the forward pass alone")
-    parser.add_argument("--quick", action="store_true", help="smoke run: tiny model, 64 images, no memory sizes")
+    parser.add_argument("--ceiling-seconds", type=float, default=20.0, help="how long to time the forward pass")
+    parser.add_argument("--quick", action="store_true", help="smoke run: tiny model, 64 images, no memory runs")
     parser.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.arch, args.n_images, args.memory_sizes, args.repeats = MEMORY_ARCH, 64, "", 1
+        args.arch, args.n_images, args.repeats, args.ceiling_seconds = MEMORY_ARCH, 64, 1, 2.0
+    if args.memory_sizes is None:
+        args.memory_sizes = "" if args.quick else "2000,20000"
     return args
 
 
@@ -258,7 +262,7 @@ def main(argv=None) -> dict:
         from overspec.embed.encoder import resolve_precision
 
         precision = resolve_precision(args.precision, torch.device(args.device))
-        ceiling = forward_ceiling(model, args.device, args.batch_size, precision)
+        ceiling = forward_ceiling(model, args.device, args.batch_size, precision, args.ceiling_seconds)
         result["ceiling_img_s"] = round(ceiling, 3)
         result["fraction_of_ceiling"] = round(result["overspec_img_s"] / ceiling, 3)
         print(f"forward-only ceiling ({precision}): {ceiling:.2f} images/s; overspec reaches "

@@ -97,7 +97,7 @@ def read_record(path: str | Path) -> dict[str, Any]:
     except Exception as exc:  # a corrupt file must not stop the audit of everything else
         found.update(block=None, record=None, error=f"{type(exc).__name__}: {exc}")
     if not (isinstance(found["block"], dict) and found["block"].get("rule")):
-        found.update(block=None, record=None if found["error"] is None else found["record"])
+        found.update(block=None, record=None)  # no record, or one that names no rule
     return found
 
 

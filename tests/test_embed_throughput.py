@@ -21,7 +21,14 @@ from overspec.embed import images as images_module
 from overspec.embed.encoder import ImageEncoder, is_out_of_memory, resolve_precision
 from overspec.embed.images import embed_splits
 from overspec.embed.loader import (
-    BatchKey, Preprocess, SplitBatches, decode_on, eval_transform, in_memory_array, normalize_batch, plan_batches,
+    BatchKey,
+    Preprocess,
+    SplitBatches,
+    decode_on,
+    eval_transform,
+    in_memory_array,
+    normalize_batch,
+    plan_batches,
 )
 from overspec.embed.partial import PartialStore, partial_dir
 from overspec.embed.pil_resize import pil_resize
@@ -113,19 +120,20 @@ def test_batched_geometric_transform_matches_open_clip(model, mode, size):
 
 
 def test_in_memory_batches_resized_on_device_give_open_clip_features(model):
-    """The GPU path for CIFAR-like data (slice the array, resize the batch on the device), run on CPU."""
-    base = array_split(12)
-    carved = SubsetSplit(base, [11, 3, 5, 0, 7])
-    preprocess = Preprocess.from_preprocessing(preprocessing_of(model))
-    batches = SplitBatches([carved], preprocess, resize_on_device=True, decode_on_device=False)
-    item = batches[BatchKey(0, 1, 5)]
-    assert item["kind"] == "raw"
-    pixels = images_module._pixels_on_device(item, batches, preprocess, torch.device("cpu"))
-    encoder = ImageEncoder(model, torch.device("cpu"), preprocess.mean, preprocess.std)
-    with torch.inference_mode():
-        features = encoder(pixels).numpy()
-    reference = reference_features(model, carved)[1:5]
-    np.testing.assert_allclose(features, reference, rtol=0, atol=1e-5)
+    """The GPU path for CIFAR/MNIST-like data (slice the array, resize the batch on the device), run on CPU."""
+    grey = ArraySplit(np.random.default_rng(3).integers(0, 256, (12, 17, 23), dtype=np.uint8),
+                      [f"g/{i}" for i in range(12)], [0] * 12)
+    for base in (array_split(12), grey):
+        carved = SubsetSplit(base, [11, 3, 5, 0, 7])
+        preprocess = Preprocess.from_preprocessing(preprocessing_of(model))
+        batches = SplitBatches([carved], preprocess, resize_on_device=True, decode_on_device=False)
+        item = batches[BatchKey(0, 1, 5)]
+        assert item["kind"] == "raw"
+        pixels = images_module._pixels_on_device(item, batches, preprocess, torch.device("cpu"))
+        encoder = ImageEncoder(model, torch.device("cpu"), preprocess.mean, preprocess.std)
+        with torch.inference_mode():
+            features = encoder(pixels).numpy()
+        np.testing.assert_allclose(features, reference_features(model, carved)[1:5], rtol=0, atol=1e-5)
 
 
 def test_in_memory_array_follows_carved_subsets():
@@ -211,8 +219,12 @@ def test_killed_job_resumes_from_its_last_chunk_with_identical_bytes(model, tmp_
     store = PartialStore(out, "d", list(readers))
     assert store.done("train") == 23 and store.done("val") == 8 and store.done("test") == 0
 
+    def counts(self, pixels):
+        seen.append(len(pixels))
+        return real_call(self, pixels)
+
     seen.clear()
-    monkeypatch.setattr(ImageEncoder, "__call__", lambda self, pixels: (seen.append(len(pixels)), real_call(self, pixels))[1])
+    monkeypatch.setattr(ImageEncoder, "__call__", counts)
     embed(model, readers, out, batch_size=4)
     assert sum(seen) == 17 - 8 + 9  # only the images that had no finished chunk
     assert sha256_file(out) == sha256_file(tmp_path / "whole.h5")
@@ -297,3 +309,20 @@ def test_progress_in_a_log_is_one_line_per_update(monkeypatch):
     lines = log.getvalue().splitlines()
     assert "\r" not in log.getvalue() and len(lines) >= 3
     assert lines[0].startswith("embed cifar10:  40%") and "100/100" in lines[-1] and "img/s" in lines[-1]
+
+
+@pytest.mark.slow
+def test_benchmark_smoke_run(capsys):
+    """benchmarks/embed_throughput.py end to end on a tiny model: both paths, memory children, JSON line."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "embed_throughput.py"
+    spec = importlib.util.spec_from_file_location("embed_throughput", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.main(["--quick", "--memory-sizes", "100,300", "--gpu-ceiling"])
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last == result and result["features_within_1e-4"] and result["max_abs_feature_diff"] <= 1e-4
+    assert result["overspec_img_s"] > 0 and result["reference_img_s"] > 0 and result["ceiling_img_s"] > 0
+    assert set(result["memory"]) == {"100", "300"} and result["peak_rss_growth"] >= 0

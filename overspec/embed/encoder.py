@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 
@@ -55,8 +55,12 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
+_OOM_TYPES = (getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), torch.cuda.OutOfMemoryError)
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
-    if isinstance(exc, torch.OutOfMemoryError):
+    """CUDA's out-of-memory error, or a CPU allocation failure."""
+    if isinstance(exc, _OOM_TYPES):
         return True
     message = str(exc)
     return isinstance(exc, RuntimeError) and ("out of memory" in message or "can't allocate memory" in message)
@@ -87,6 +91,8 @@ class ImageEncoder:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.pad = self.device.type == "cpu" or self.compile
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # one input shape all job long: autotuning pays off
         self._forward = self.model.encode_image
         if self.compile:
             options = {"freezing": True} if self.device.type == "cpu" else {}
@@ -126,7 +132,7 @@ class ImageEncoder:
             size = min(self.rows, len(pixels) - start)
             try:
                 features = self._run(pixels[start:start + size])
-            except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled here
+            except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
                 features = None  # handled outside the except block, once its traceback has freed the batch

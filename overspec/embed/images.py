@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import h5py
 import numpy as np
@@ -21,7 +22,14 @@ import torch
 from overspec.data.readers import SplitReader, open_split
 from overspec.embed.encoder import ImageEncoder, forward_rows, loader_batch_size, resolve_precision
 from overspec.embed.loader import (
-    BatchKey, Preprocess, SplitBatches, TransformedSamples, decode_on, eval_transform, in_memory_array, make_loader,
+    BatchKey,
+    Preprocess,
+    SplitBatches,
+    TransformedSamples,
+    decode_on,
+    eval_transform,
+    in_memory_array,
+    make_loader,
     plan_batches,
 )
 from overspec.embed.partial import PartialStore, source_digest
@@ -156,7 +164,7 @@ def _embed_remaining(model, preprocessing, split_readers, names, sizes, done, st
         bar.close()
 
 
-def _finish(item: tuple[BatchKey, torch.Tensor, Any], writer: "_ChunkWriter") -> None:
+def _finish(item: tuple[BatchKey, torch.Tensor, Any], writer: _ChunkWriter) -> None:
     key, host, event = item
     event.synchronize()
     writer.add(key, host.numpy())
@@ -204,23 +212,22 @@ def _assemble(out_path: str | Path, store: PartialStore, names: Sequence[str], s
               file_attrs: dict[str, str], listing_digests: dict[str, str]) -> None:
     """Write the final HDF5 from the finished chunks, in one fixed pattern (same bytes however the
     chunks were cut), atomically: the output exists only once it is whole."""
-    with atomic_path(out_path) as tmp:
-        with h5py.File(tmp, "w", track_order=True) as out:
-            for key, value in file_attrs.items():
-                out.attrs[key] = value
-            for name, reader in zip(names, split_readers):
-                group = out.create_group(name, track_order=True)
-                if name in listing_digests:
-                    group.attrs["listing_sha256"] = listing_digests[name]
-                n = len(reader)
-                features, row = None, 0
-                for block in store.rows(name, n, H5_CHUNK_ROWS):
-                    if features is None:
-                        dim = block.shape[1]
-                        features = group.create_dataset("features", shape=(n, dim), dtype="float32",
-                                                        chunks=(min(n, H5_CHUNK_ROWS), dim), track_times=False)
-                    features[row:row + len(block)] = block
-                    row += len(block)
-                group.create_dataset("labels", data=np.asarray(reader.labels(), np.int64), track_times=False)
-                group.create_dataset("ids", data=np.array(reader.ids(), dtype=object), dtype=h5py.string_dtype(),
-                                     track_times=False)
+    with atomic_path(out_path) as tmp, h5py.File(tmp, "w", track_order=True) as out:
+        for key, value in file_attrs.items():
+            out.attrs[key] = value
+        for name, reader in zip(names, split_readers):
+            group = out.create_group(name, track_order=True)
+            if name in listing_digests:
+                group.attrs["listing_sha256"] = listing_digests[name]
+            n = len(reader)
+            features, row = None, 0
+            for block in store.rows(name, n, H5_CHUNK_ROWS):
+                if features is None:
+                    dim = block.shape[1]
+                    features = group.create_dataset("features", shape=(n, dim), dtype="float32",
+                                                    chunks=(min(n, H5_CHUNK_ROWS), dim), track_times=False)
+                features[row:row + len(block)] = block
+                row += len(block)
+            group.create_dataset("labels", data=np.asarray(reader.labels(), np.int64), track_times=False)
+            group.create_dataset("ids", data=np.array(reader.ids(), dtype=object), dtype=h5py.string_dtype(),
+                                 track_times=False)

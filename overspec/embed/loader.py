@@ -17,9 +17,10 @@ Three ways to fill a batch (`BatchKind`):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,7 +61,7 @@ class Preprocess:
     interpolation: str
 
     @classmethod
-    def from_preprocessing(cls, preprocessing: dict[str, Any]) -> "Preprocess":
+    def from_preprocessing(cls, preprocessing: dict[str, Any]) -> Preprocess:
         steps = eval_transform(preprocessing).transforms
         *geometric, _convert_mode, to_tensor, normalize = steps
         if not (isinstance(to_tensor, ToTensor) and isinstance(normalize, Normalize)):

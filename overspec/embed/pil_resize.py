@@ -48,7 +48,7 @@ def fixed_point_weights(in_size: int, out_size: int, interpolation: str) -> torc
     filterscale = max(filterscale, 1.0)
     support = base_support * filterscale
     ss = 1.0 / filterscale  # Pillow multiplies by the reciprocal; dividing rounds differently
-    ksize = int(math.ceil(support)) * 2 + 1
+    ksize = math.ceil(support) * 2 + 1
     center = (np.arange(out_size) + 0.5) * scale
     xmin = np.maximum((center - support + 0.5).astype(np.int64), 0)  # C's (int) truncates toward zero
     count = np.minimum((center + support + 0.5).astype(np.int64), in_size) - xmin
