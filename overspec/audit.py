@@ -14,12 +14,19 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from overspec.errors import UserError
-from overspec.provenance import SIDECAR_SUFFIX, read_json, sha256_file, sidecar_path, write_json
+from overspec.provenance import (
+    SIDECAR_SUFFIX,
+    read_json,
+    sha256_file,
+    sidecar_path,
+    write_json,
+)
 
 FORMAT = "overspec-audit/1"
 RESULTS_DIR = "results"
@@ -94,7 +101,7 @@ def read_record(path: str | Path) -> dict[str, Any]:
                          claimed_sha256=data.get("sha256"))
         else:
             found["block"], found["record"] = _embedded_block(path)
-    except Exception as exc:  # a corrupt file must not stop the audit of everything else
+    except Exception as exc:  # noqa: BLE001 - a corrupt file must not stop the audit of everything else
         found.update(block=None, record=None, error=f"{type(exc).__name__}: {exc}")
     if not (isinstance(found["block"], dict) and found["block"].get("rule")):
         found.update(block=None, record=None)  # no record, or one that names no rule

@@ -10,7 +10,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from overspec.audit import MANIFEST_PATH, build_manifest, load_manifest, verify, write_manifest
+from overspec.audit import (
+    MANIFEST_PATH,
+    build_manifest,
+    load_manifest,
+    verify,
+    write_manifest,
+)
 from overspec.audit_compare import FEATURE_ATOL, FEATURE_RTOL, METRIC_ATOL
 
 

@@ -188,7 +188,7 @@ def compare_files(original: str | Path, reproduced: str | Path, exact: bool, nam
         worst = tolerant_difference(original, reproduced)
     except _Differs as exc:
         return Comparison(name, mode, "differs", str(exc))
-    except Exception as exc:  # unreadable reproduction: report it, do not stop the other comparisons
+    except Exception as exc:  # noqa: BLE001 - an unreadable reproduction is reported, the others still compared
         return Comparison(name, mode, "differs", f"could not be read ({type(exc).__name__}: {exc})")
     detail = f"max |diff| {worst:.3g}" + ("; bytes differ" if exact else "")
     return Comparison(name, mode, "within tolerance", detail)

@@ -18,9 +18,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from overspec.audit import DATASET_CONTENT, RESULTS_DIR, SKIPPED_PREFIXES, read_record
 from overspec.audit_compare import Comparison, compare_files
@@ -110,7 +111,7 @@ def reproduce_job(study: Path, job: Job, scratch: Path, snakefile: Path, configf
     cmd = [sys.executable, "-m", "snakemake", *job.outputs, "-s", str(snakefile), "-d", str(scratch),
            "--cores", str(cores), *snakemake_args, *(["--configfile", str(configfile)] if configfile else []),
            "--allowed-rules", job.rule]
-    run = subprocess.run(cmd, capture_output=True, text=True, cwd=scratch)
+    run = subprocess.run(cmd, capture_output=True, text=True, cwd=scratch, check=False)
     if run.returncode != 0:
         tail = (run.stdout + run.stderr).strip().splitlines()[-15:]
         result.error = f"snakemake exited with {run.returncode}:\n" + "\n".join(tail)

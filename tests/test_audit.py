@@ -12,11 +12,26 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from overspec.audit import CARD_KEY, MANIFEST_PATH, build_manifest, load_manifest, verify, write_manifest
+from overspec.audit import (
+    CARD_KEY,
+    MANIFEST_PATH,
+    build_manifest,
+    load_manifest,
+    verify,
+    write_manifest,
+)
 from overspec.audit_compare import compare_files
 from overspec.audit_reproduce import jobs_of, sample_jobs
 from overspec.errors import UserError
-from overspec.provenance import provenance, read_digest, sha256_file, sidecar_path, write_json, write_sidecar, write_text
+from overspec.provenance import (
+    provenance,
+    read_digest,
+    sha256_file,
+    sidecar_path,
+    write_json,
+    write_sidecar,
+    write_text,
+)
 
 CORPUS = "results/data/toy_corpus/corpus.h5"
 DATA = "results/data/toy_digits/manifest.json"
@@ -119,8 +134,8 @@ def test_an_unreadable_record_is_a_warning_not_a_crash(study):
 
 def test_bytes_that_differ_from_their_sidecar_are_warned_about(study):
     (study / TABLE).write_text("model,value\nm,0.9\n")  # edited by hand after the job wrote it
-    assert build_manifest(study)["warnings"] == [f"{TABLE}: bytes differ from the digest its sidecar recorded "
-                                                 "(modified after it was written)"]
+    expected = f"{TABLE}: bytes differ from the digest its sidecar recorded (modified after it was written)"
+    assert build_manifest(study)["warnings"] == [expected]
 
 
 def test_verify_passes_on_an_untouched_study(study):

@@ -20,10 +20,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from workflow_helpers import ROOT
 
 from overspec.audit import MANIFEST_PATH, build_manifest, load_manifest, verify
-from overspec.provenance import PACKAGE_ROOT, imported_module_files, sha256_file, sidecar_path
-from workflow_helpers import ROOT
+from overspec.provenance import (
+    PACKAGE_ROOT,
+    imported_module_files,
+    sha256_file,
+    sidecar_path,
+)
 
 TINY2 = ROOT / "tests" / "configs" / "tiny2.yaml"
 WORKFLOW_PARTS = ("Snakefile", "config.yaml", "rules", "workflow_scripts", "schemas", "profiles", "envs", "report")
@@ -60,7 +65,7 @@ def snakemake(workflow: Path, workdir: Path, *args: str, config: Path = TINY2,
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(pythonpath), env.get("PYTHONPATH")) if p)
     cmd = [sys.executable, "-m", "snakemake", "-s", str(workflow / "Snakefile"), "-d", str(workdir),
            "--configfile", str(config), "--cores", "2", *args]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=workdir, env=env)
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=workdir, env=env, check=False)
     if result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     return result
@@ -194,7 +199,7 @@ def test_one_changed_model_reruns_only_its_jobs(workflow, study, graph, tmp_path
     with safe_open(str(model), framework="numpy") as handle:
         metadata = handle.metadata()
     tensors = load_file(str(model))
-    name = sorted(n for n, t in tensors.items() if t.dtype.kind == "f" and t.ndim == 2)[0]
+    name = min(n for n, t in tensors.items() if t.dtype.kind == "f" and t.ndim == 2)
     tensors[name] = tensors[name] + 0.05
     save_file(tensors, str(model), metadata=metadata)
 
@@ -346,8 +351,8 @@ def test_reproduced_jobs_are_byte_identical_on_cpu(workflow, study, capsys):
                    "--snakefile", str(workflow / "Snakefile"), "--configfile", str(TINY2), "--cores", "2"])
     out = capsys.readouterr().out
     assert status == 0, out
-    compared = re.findall(r"^  ok   (\S+): identical \(exact\)$", out, re.M)
-    assert len(re.findall(r"^job ", out, re.M)) == 2 and compared, out
+    compared = re.findall(r"^  ok   (\S+): identical \(exact\)$", out, re.MULTILINE)
+    assert len(re.findall(r"^job ", out, re.MULTILINE)) == 2 and compared, out
     assert "FAIL" not in out
 
 
@@ -407,7 +412,7 @@ def test_checkpoint_cutoff_reaches_only_the_checkpoints_direct_dependants(tmp_pa
 
     def run() -> Counter:
         result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=tmp_path,
-                                capture_output=True, text=True, timeout=300)
+                                capture_output=True, text=True, timeout=300, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
         return Counter(job["rule"] for job in jobs_in(result))
 
