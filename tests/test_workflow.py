@@ -41,7 +41,7 @@ def test_results_carry_provenance(study):
     result = json.loads((workdir / "results" / "zeroshot" / "clip-toy-s" / "toy_colours.json").read_text())
     prov = result["provenance"]
     assert prov["rule"] == "eval_zeroshot" and len(prov["code"]) == 16
-    assert set(prov["inputs"]) == {"test", "text", "manifest"}
+    assert set(prov["inputs"]) == {"embeddings", "text", "manifest"}
     assert all(len(i["sha256"]) == 64 and not i["path"].startswith("/") for i in prov["inputs"].values())
 
 
