@@ -19,6 +19,7 @@ include: "rules/evaluate.smk"
 include: "rules/finetune.smk"
 include: "rules/biometrics.smk"
 include: "rules/report.smk"
+include: "rules/audit.smk"
 
 
 localrules:
@@ -29,3 +30,4 @@ rule all:
     default_target: True
     input:
         study_targets(),
+        model_digests(),  # see model_digests() in rules/common.smk

@@ -11,7 +11,10 @@ weights), in the same process, one after the other:
 - overspec: `overspec.embed.images.embed_splits`, the code behind the embed_images rule, writing
   the real HDF5 file (partial chunks, final assembly) as a job does.
 
-It prints images/s for both and their ratio, the largest feature difference, the peak memory
+The dataset is cut into `--slices` parts and the paths take turns on each (ABBA order), so a
+change in the load of a shared machine affects both alike; each path's images/s is its images
+over its total time, one-time costs (worker start, torch.compile) included. It prints images/s
+for both and their ratio, the largest feature difference, the peak memory
 (RSS) of an overspec embedding job at each of `--memory-sizes` images (each in a fresh process,
 from PNG files so the dataset itself is not in memory), and with `--gpu-ceiling` the model's
 forward-only throughput on preloaded tensors (the end-to-end ceiling).
@@ -30,7 +33,6 @@ import contextlib
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +44,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from overspec.data.readers import ArraySplit, FileListSplit, SplitReader
+from overspec.data.readers import ArraySplit, FileListSplit, SplitReader, SubsetSplit
 from overspec.embed.images import embed_splits
 from overspec.embed.loader import eval_transform, normalize_batch
 from overspec.embed.store import read_embeddings
@@ -167,7 +169,6 @@ def forward_ceiling(model, device: str, batch_size: int, precision: str, seconds
 
 def memory_child(args) -> None:
     """Runs in a subprocess: embed `--memory-child` images from PNG files, print peak RSS as JSON."""
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     model = make_model(args.memory_arch)
     with tempfile.TemporaryDirectory() as tmp:
         reader = make_reader("files", args.memory_child, args.image_size, Path(tmp))
@@ -202,7 +203,9 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=int, default=max(0, (os.cpu_count() or 1) - 1))
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--compile", action="store_true", help="overspec path through torch.compile")
-    parser.add_argument("--repeats", type=int, default=1, help="alternate reference/overspec this many times")
+    parser.add_argument("--also-uncompiled", action="store_true", help="with --compile, also time overspec without it")
+    parser.add_argument("--slices", type=int, default=4,
+                        help="run the paths in turns on this many parts of the dataset (fair under changing load)")
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--memory-sizes", default=None,
                         help="image counts for the peak-memory runs (default 2000,20000; '' skips them)")
@@ -213,10 +216,39 @@ def parse_args(argv=None):
     parser.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.arch, args.n_images, args.repeats, args.ceiling_seconds = MEMORY_ARCH, 64, 1, 2.0
+        args.arch, args.n_images, args.slices, args.ceiling_seconds = MEMORY_ARCH, 64, 2, 2.0
     if args.memory_sizes is None:
         args.memory_sizes = "" if args.quick else "2000,20000"
     return args
+
+
+def time_paths(args, model) -> tuple[dict[str, float], dict[str, np.ndarray], list[float]]:
+    """Seconds and features per path, the paths taking turns on each slice of the dataset."""
+    paths = {"overspec": args.compile}
+    if args.also_uncompiled and args.compile:
+        paths["overspec_uncompiled"] = False
+    if not args.skip_reference:
+        paths["reference"] = False
+    seconds = {name: 0.0 for name in paths}
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in paths}
+    loads = []
+    with tempfile.TemporaryDirectory() as tmp:
+        reader = make_reader(args.source, args.n_images, args.image_size, Path(tmp))
+        bounds = np.linspace(0, args.n_images, args.slices + 1).astype(int)
+        for s, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
+            part = reader if args.slices == 1 else SubsetSplit(reader, list(range(start, stop)))
+            order = list(paths) if s % 2 == 0 else list(reversed(paths))  # ABBA: load trends hit all alike
+            for name in order:
+                loads.append(round(os.getloadavg()[0], 2))
+                if name == "reference":
+                    out, took = timed(reference_features, model, part, args.device)
+                else:
+                    out, took = timed(overspec_features, model, part, args.device, Path(tmp) / f"{name}{s}.h5",
+                                      args.batch_size, args.workers, args.precision, paths[name])
+                seconds[name] += took
+                parts[name].append(out)
+                print(f"slice {s + 1}/{args.slices} {name:<20} {(stop - start) / took:8.3f} images/s", flush=True)
+    return seconds, {name: np.concatenate(p) for name, p in parts.items()}, loads
 
 
 def main(argv=None) -> dict:
@@ -227,34 +259,21 @@ def main(argv=None) -> dict:
     model = make_model(args.arch).to(args.device)
     print(f"{args.arch} on {args.device} ({torch.get_num_threads()} threads), {args.n_images} {args.source} images "
           f"{args.image_size}x{args.image_size} -> {preprocessing_of(model)['size']}; load average "
-          f"{os.getloadavg()[0]:.1f} (shared CPU: absolute numbers vary, the ratio is measured in one run)", flush=True)
+          f"{os.getloadavg()[0]:.1f} (on a shared CPU absolute numbers vary; the paths take turns)", flush=True)
     result: dict = {"arch": args.arch, "device": args.device, "n_images": args.n_images, "image_size": args.image_size,
                     "source": args.source, "batch_size": args.batch_size, "compile": args.compile,
-                    "torch_threads": torch.get_num_threads(), "load_average_start": round(os.getloadavg()[0], 2)}
-    with tempfile.TemporaryDirectory() as tmp:
-        reader = make_reader(args.source, args.n_images, args.image_size, Path(tmp))
-        ours_s, ref_s, loads = [], [], []
-        for repeat in range(args.repeats):
-            if not args.skip_reference:
-                loads.append(os.getloadavg()[0])
-                reference, seconds = timed(reference_features, model, reader, args.device)
-                ref_s.append(seconds)
-                print(f"reference  (batch 64, 4 workers, per-sample PIL): {args.n_images / seconds:8.2f} images/s",
-                      flush=True)
-            loads.append(os.getloadavg()[0])
-            ours, seconds = timed(overspec_features, model, reader, args.device, Path(tmp) / f"ours{repeat}.h5",
-                                  args.batch_size, args.workers, args.precision, args.compile)
-            ours_s.append(seconds)
-            print(f"overspec   (batch {args.batch_size}, {args.precision} precision):           "
-                  f"{args.n_images / seconds:8.2f} images/s", flush=True)
-    result["load_averages_at_each_start"] = [round(v, 2) for v in loads]
-    result["overspec_img_s"] = round(args.n_images / statistics.median(ours_s), 3)
-    if ref_s:
-        result["reference_img_s"] = round(args.n_images / statistics.median(ref_s), 3)
-        result["ratio"] = round(statistics.median(ref_s) / statistics.median(ours_s), 3)
-        diff = float(np.abs(ours - reference).max())
+                    "slices": args.slices, "torch_threads": torch.get_num_threads()}
+    seconds, features, result["load_averages"] = time_paths(args, model)
+    for name, took in seconds.items():
+        result[f"{name}_img_s"] = round(args.n_images / took, 3)
+        print(f"{name:<20} {args.n_images / took:8.3f} images/s over {args.n_images} images ({took:.0f} s)")
+    if "reference" in seconds:
+        result["ratio"] = round(seconds["reference"] / seconds["overspec"], 3)
+        if "overspec_uncompiled" in seconds:
+            result["ratio_uncompiled"] = round(seconds["reference"] / seconds["overspec_uncompiled"], 3)
+        diff = float(np.abs(features["overspec"] - features["reference"]).max())
         result["max_abs_feature_diff"] = diff
-        result["feature_scale"] = float(np.abs(reference).max())
+        result["feature_scale"] = float(np.abs(features["reference"]).max())
         result["features_within_1e-4"] = diff <= 1e-4
         print(f"ratio overspec/reference: {result['ratio']:.2f}x; largest feature difference {diff:.2e} "
               f"(features up to {result['feature_scale']:.2f})")
@@ -278,7 +297,6 @@ def main(argv=None) -> dict:
             print(f"peak RSS embedding {n:>6} PNG files: {m['peak_rss_mb']:7.1f} MB (after model load "
                   f"{m['baseline_rss_mb']:.1f} MB; workers {m['worker_peak_rss_mb']:.1f} MB)")
         print(f"peak RSS grows {result['peak_rss_growth']:.1%} from {sizes[0]} to {sizes[-1]} images")
-    result["load_average_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result, sort_keys=True))
     return result
 

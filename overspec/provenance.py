@@ -129,11 +129,16 @@ def imported_module_files(script: str | os.PathLike) -> list[Path]:
 
 def code_digest(script: str | os.PathLike) -> str:
     """sha256 over the script and the overspec modules it imports (names relative, bytes exact)."""
-    digest = hashlib.sha256()
     script = Path(script).resolve()
+    # Names, not absolute paths, and in name order: the digest must not depend on where the
+    # workflow or the package lives (editable or regular install, a copied workflow).
+    named = {f"{script.parent.name}/{script.name}": script}
     for path in imported_module_files(script):
-        name = path.relative_to(PACKAGE_ROOT.parent) if path.is_relative_to(PACKAGE_ROOT.parent) else path.name
-        digest.update(str(name).encode() + b"\0" + path.read_bytes() + b"\0")
+        if path != script:
+            named[str(path.relative_to(PACKAGE_ROOT.parent))] = path
+    digest = hashlib.sha256()
+    for name in sorted(named):
+        digest.update(name.encode() + b"\0" + named[name].read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 

@@ -76,7 +76,34 @@ def model_inputs():
     return {
         "model": ancient("results/models/{model}/model.safetensors"),
         "digest": "results/models/{model}/model.sha256",
+        "upstream": upstream_digests,  # see model_digests()
     }
+
+
+def model_digests():
+    """Every model's digest file.
+
+    snakemake 9.27.1 cuts off only the *direct* dependants of a checkpoint whose output bytes did
+    not change; jobs further down keep the "updated by another job" reason of the first plan and run
+    anyway (tests/test_recompute.py pins it). So every job below a model lists the digest files of
+    all models it is made from: model consumers their model's (model_inputs), evaluations theirs
+    (lineage_digests), the tables, the audit and `all` every model's.
+    """
+    return expand("results/models/{model}/model.sha256", model=MODELS)
+
+
+def upstream_digests(wildcards):
+    """Digest files of the models a model is made from (a fine-tune's base), nearest first."""
+    digests, model = [], MODELS[wildcards.model].get("base")
+    while model:
+        digests.append(f"results/models/{model}/model.sha256")
+        model = MODELS[model].get("base")
+    return digests
+
+
+def lineage_digests(wildcards):
+    """A model's digest file and those of the models it is made from."""
+    return [f"results/models/{wildcards.model}/model.sha256"] + upstream_digests(wildcards)
 
 
 def data_threads(wildcards):
@@ -155,4 +182,5 @@ def study_targets():
         "results/tables/gelo.csv",
         "results/tables/metrics.md",
         "results/tables/gelo.md",
+        "results/audit/manifest.json",
     ]

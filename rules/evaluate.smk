@@ -6,6 +6,7 @@ rule eval_zeroshot:
         embeddings="results/embeddings/{model}/{dataset}.h5",
         text="results/text/{model}/{dataset}.h5",
         manifest="results/data/{dataset}/manifest.json",
+        digests=lineage_digests,  # see model_digests() in common.smk
     output:
         json="results/zeroshot/{model}/{dataset}.json",
     params:
@@ -28,6 +29,7 @@ rule fit_linear_probe:
     input:
         embeddings="results/embeddings/{model}/{dataset}.h5",
         manifest="results/data/{dataset}/manifest.json",
+        digests=lineage_digests,  # see model_digests() in common.smk
     output:
         json="results/linear_probe/{model}/{dataset}.json",
     params:

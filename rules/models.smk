@@ -54,6 +54,7 @@ checkpoint digest_model:
     # input is byte-identical (tested; Snakemake is pinned for it).
     input:
         model="results/models/{model}/model.safetensors",
+        upstream=upstream_digests,  # see model_digests() in common.smk
     output:
         digest="results/models/{model}/model.sha256",
     params:

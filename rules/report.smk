@@ -4,6 +4,7 @@
 rule aggregate_tables:
     input:
         results=study_results(),
+        digests=model_digests(),  # see model_digests() in common.smk
     output:
         metrics="results/tables/metrics.csv",
         gelo="results/tables/gelo.csv",

@@ -2,6 +2,9 @@
 from overspec.jobs import job_log
 
 with job_log(snakemake.log[0]):
-    from overspec.provenance import sha256_file, write_text
+    from overspec.provenance import provenance, sha256_file, write_sidecar, write_text
 
-    write_text(snakemake.output.digest, sha256_file(snakemake.input.model) + "\n")
+    digest = sha256_file(snakemake.input.model)
+    write_text(snakemake.output.digest, digest + "\n")
+    write_sidecar(snakemake.output.digest, provenance(snakemake.rule, dict(snakemake.input), {}, snakemake.params.code,
+                                                      None, known_digests={"model": digest}))

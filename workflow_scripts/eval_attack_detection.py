@@ -19,7 +19,7 @@ with job_log(snakemake.log[0]):
         snakemake.wildcards.model, snakemake.input.model, snakemake.wildcards.task, snakemake.params.adaptation,
         snakemake.wildcards.benchmark, lists["train"], lists["tests"], snakemake.output.json, dev_list=lists["dev"],
         device=device, **settings,
-        provenance=provenance(snakemake.rule, {"model": snakemake.input.model, **{f"data:{p}": p for p in snakemake.input.data}},
+        provenance=provenance(snakemake.rule, dict(snakemake.input),
                               settings, snakemake.params.code, None, device_info["kind"],
                               known_digests={"model": read_digest(snakemake.input.digest)}),
     )

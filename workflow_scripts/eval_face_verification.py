@@ -17,7 +17,7 @@ with job_log(snakemake.log[0]):
     eval_pair_sets(
         snakemake.wildcards.model, snakemake.input.model, pair_sets,
         dict(zip(sorted(pair_sets), snakemake.output.json, strict=True)), device=device, **settings,
-        provenance=provenance(snakemake.rule, {"model": snakemake.input.model, **{f"data:{p}": p for p in snakemake.input.data}},
+        provenance=provenance(snakemake.rule, dict(snakemake.input),
                               settings, snakemake.params.code, None, device_info["kind"],
                               known_digests={"model": read_digest(snakemake.input.digest)}),
     )

@@ -17,7 +17,7 @@ with job_log(snakemake.log[0]):
     eval_ijb_set(
         snakemake.wildcards.model, snakemake.input.model, snakemake.wildcards.benchmark, ijb["root"],
         snakemake.output.json, world_json=snakemake.params.world, device=device, **settings,
-        provenance=provenance(snakemake.rule, {"model": snakemake.input.model, **{f"data:{p}": p for p in snakemake.input.data}},
+        provenance=provenance(snakemake.rule, dict(snakemake.input),
                               settings, snakemake.params.code, None, device_info["kind"],
                               known_digests={"model": read_digest(snakemake.input.digest)}),
     )

@@ -8,7 +8,7 @@ with job_log(snakemake.log[0]):
 
     import torch
 
-    from overspec.provenance import provenance, read_digest
+    from overspec.provenance import provenance, read_digest, write_sidecar
     from overspec.train.launch import run_finetune
 
     torch.set_num_threads(snakemake.threads)
@@ -16,7 +16,7 @@ with job_log(snakemake.log[0]):
     processes = device_info["count"] if device == "cuda" else 1
     card_extra = {
         "name": snakemake.wildcards.model,
-        "provenance": provenance(snakemake.rule, {"base": snakemake.input.base},
+        "provenance": provenance(snakemake.rule, dict(snakemake.input),
                                  {"recipe": recipe, "train_data": snakemake.params.train_data},
                                  snakemake.params.code, recipe["seed"], device_info["kind"],
                                  known_digests={"base": read_digest(snakemake.input.base_digest)}),
@@ -24,3 +24,4 @@ with job_log(snakemake.log[0]):
     run_finetune(recipe, snakemake.input.base, snakemake.params.train_data, snakemake.output.model,
                  snakemake.output.log_csv, processes=processes, device=device,
                  workers=max(0, snakemake.threads - 1), card_extra=card_extra)
+    write_sidecar(snakemake.output.log_csv, card_extra["provenance"])

@@ -13,5 +13,6 @@ with job_log(snakemake.log[0]):
         lora_rslora=settings.get("lora_rslora", True), head_source=settings.get("head_checkpoint"),
         head=settings.get("head"), preprocessing=settings.get("preprocessing"),
         card_extra={"name": snakemake.wildcards.model, "adaptation": snakemake.params.adaptation,
-                    "provenance": provenance(snakemake.rule, {}, {"import": settings}, snakemake.params.code)},
+                    "provenance": provenance(snakemake.rule, dict(snakemake.input), {"import": settings},
+                                              snakemake.params.code)},
     )

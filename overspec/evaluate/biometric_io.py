@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from overspec.provenance import atomic_path, sha256_file, write_json
+from overspec.provenance import atomic_path, sha256_file, write_json, write_sidecar
 
 
 def scores_path(json_path: str | os.PathLike, compress: bool = False) -> Path:
@@ -58,5 +58,6 @@ def write_biometric_result(
     record["scores_file"] = {"path": csv_path.name, "sha256": digest, "rows": len(scores)}
     if provenance is not None:
         record["provenance"] = dict(provenance)
+        write_sidecar(csv_path, provenance)
     write_json(json_path, record)
     return record

@@ -4,6 +4,7 @@ subset of each image's attributes, so that contrastive training learns every con
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -137,7 +138,7 @@ def build_corpus(n: int, seed: int, size: int = 32) -> tuple[np.ndarray, list[st
     return images, captions
 
 
-def write_corpus(path: str | Path, n: int, seed: int, size: int = 32) -> None:
+def write_corpus(path: str | Path, n: int, seed: int, size: int = 32, provenance: dict | None = None) -> None:
     """Store the corpus as one HDF5 file (`images` uint8, `captions` UTF-8), written atomically."""
     import h5py
 
@@ -150,6 +151,7 @@ def write_corpus(path: str | Path, n: int, seed: int, size: int = 32) -> None:
             f.create_dataset("captions", data=np.array(captions, dtype=object), dtype=h5py.string_dtype())
             f.attrs["seed"] = seed
             f.attrs["size"] = size
+            f.attrs["provenance"] = json.dumps(provenance or {}, sort_keys=True)
 
 
 def read_corpus(path: str | Path) -> tuple[np.ndarray, list[str]]:
