@@ -19,6 +19,8 @@ include: "rules/evaluate.smk"
 include: "rules/finetune.smk"
 include: "rules/biometrics.smk"
 include: "rules/report.smk"
+include: "rules/wiseft.smk"
+include: "rules/analysis.smk"  # before audit.smk: its rule reads study_targets()
 include: "rules/audit.smk"
 
 

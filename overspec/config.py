@@ -86,13 +86,22 @@ def check_references(config: dict[str, Any]) -> None:
         if dataset not in known:
             raise UserError(f"Config key 'datasets.general[{i}]' is {dataset!r}, which is not a known dataset: "
                             f"use one of {', '.join(sorted(known))}.")
+    general = config.get("datasets", {}).get("general", [])
+    for i, dataset in enumerate(config.get("datasets", {}).get("webdataset", [])):
+        if dataset not in general:
+            raise UserError(f"Config key 'datasets.webdataset[{i}]' is {dataset!r}, which is not in datasets.general: "
+                            f"use one of {', '.join(general) or '(none listed)'}.")
     _check_biometrics(config.get("biometrics") or {})
     for name, model in config["models"].items():
         _check_adaptation(config, name, model)
+    _check_wiseft(config)
 
 
-# Heads a task's recipe may train: a margin head over identities for FR, a binary head for MAD/PAD.
-TASK_HEADS = {"fr": ("cosface", "arcface"), "mad": ("binary",), "pad": ("binary",)}
+# Heads a task's recipe may train: a margin head over identities for FR; for MAD/PAD the published
+# binary head, or a margin head over their two classes (configs/ablation.yaml compares the two on the
+# same data; such a model is scored by the probe, as it has no binary head).
+TASK_HEADS = {"fr": ("cosface", "arcface"), "mad": ("binary", "cosface", "arcface"),
+              "pad": ("binary", "cosface", "arcface")}
 # What a fine-tuning job asks for when its recipe's `resources` leaves a key out (as the schema says).
 RESOURCE_DEFAULTS = {"gpu": 1, "threads": 4, "mem_mb": 32000, "runtime": 1440}
 
@@ -273,10 +282,33 @@ def model_table(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
             # which rule writes the model file, and from what
             "made_by": _made_by(backbone["source"], model),
             "base": baseline_of(config, model["backbone"]) if "recipe" in model else None,
+            "finetune": None,  # set for WiSE-FT models (see wiseft_curves)
+            "alpha": None,
             "recipe": model.get("recipe"),
             "train_data": train_data_of(config, model) if "recipe" in model else None,
         }
+    for finetune, points in wiseft_curves(config).items():
+        for point in points:
+            if point["model"] in table:  # the fine-tune itself, or the baseline (FR at alpha 0)
+                continue
+            table[point["model"]] = {**table[finetune], "model": point["model"], "made_by": "interpolate_model",
+                                     "base": baseline_of(config, table[finetune]["backbone"]), "finetune": finetune,
+                                     "alpha": point["alpha"], "recipe": None, "train_data": None}
     return table
+
+
+def model_lineage(table: dict[str, dict[str, Any]], name: str) -> list[str]:
+    """Every model `name` is made from, nearest first, each once: a fine-tune's base; a WiSE-FT
+    model's baseline and fine-tune (and what those are made from)."""
+    lineage: list[str] = []
+    queue = [name]
+    while queue:
+        row = table[queue.pop(0)]
+        for parent in (row.get("base"), row.get("finetune")):
+            if parent and parent not in lineage:
+                lineage.append(parent)
+                queue.append(parent)
+    return lineage
 
 
 def _made_by(source: str, model: dict[str, Any]) -> str:
@@ -285,3 +317,84 @@ def _made_by(source: str, model: dict[str, Any]) -> str:
     if "import" in model:
         return "import_published_model"
     return "pretrain_toy_clip" if source == "toy_pretrain" else "import_model"
+
+
+# ---------------------------------------------------------------------------------------------
+# WiSE-FT: models interpolated in weight space between a baseline and its fine-tune
+
+WISEFT_DEFAULTS = {"enabled": False, "alphas": [0.0, 0.25, 0.5, 0.75, 1.0], "min_gelo": 0.95}
+
+
+def wiseft_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """analyses.wiseft with the schema's defaults (`models` None: every fine-tuned model)."""
+    given = (config.get("analyses") or {}).get("wiseft") or {}
+    return {**WISEFT_DEFAULTS, "models": None, **given}
+
+
+def wiseft_name(finetune: str, alpha: float) -> str:
+    """`clip-toy-s-fr` at 0.5 -> `clip-toy-s-fr-wise050`: a model name that is safe in paths and wildcards."""
+    return f"{finetune}-wise{round(alpha * 100):03d}"
+
+
+def wiseft_curves(config: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Per interpolated fine-tune, the model that stands at each alpha (ascending), [] when disabled.
+
+    At alpha 1 that is the fine-tune itself: the interpolation gives its weights and head bit for
+    bit. At alpha 0 an FR fine-tune is represented by its baseline, because no FR evaluation uses the
+    head and the encoder is then the baseline's; a MAD or PAD model at alpha 0 (baseline encoder,
+    fine-tuned binary head) is a model of its own, since its attack scores come from that head.
+    """
+    settings = wiseft_settings(config)
+    if not settings["enabled"]:
+        return {}
+    curves = {}
+    for finetune in _wiseft_finetunes(config, settings):
+        spec = config["models"][finetune]
+        points = []
+        for alpha in sorted(float(a) for a in settings["alphas"]):
+            if alpha == 1.0:
+                model = finetune
+            elif alpha == 0.0 and spec["adaptation"] == "fr":
+                model = baseline_of(config, spec["backbone"])
+            else:
+                model = wiseft_name(finetune, alpha)
+            points.append({"alpha": alpha, "model": model})
+        curves[finetune] = points
+    return curves
+
+
+def _wiseft_finetunes(config: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    tuned = [m for m, spec in config["models"].items() if spec.get("adaptation", "none") != "none"]
+    return tuned if settings["models"] is None else list(settings["models"])
+
+
+def _check_wiseft(config: dict[str, Any]) -> None:
+    """Named models are fine-tunes with a baseline and an evaluated task; alphas give distinct names."""
+    settings = wiseft_settings(config)
+    where = "analyses.wiseft"
+    for i, name in enumerate(settings["models"] or []):
+        spec = config["models"].get(name)
+        if spec is None or spec.get("adaptation", "none") == "none":
+            tuned = sorted(m for m, s in config["models"].items() if s.get("adaptation", "none") != "none")
+            raise UserError(f"Config key '{where}.models[{i}]' is {name!r}, which is not a fine-tuned model: use one "
+                            f"of {', '.join(tuned) or '(none: the study fine-tunes no model)'}.")
+    for i, alpha in enumerate(settings["alphas"]):
+        if abs(alpha * 100 - round(alpha * 100)) > 1e-9:
+            raise UserError(f"Config key '{where}.alphas[{i}]' is {alpha!r}: use multiples of 0.01 (each names a model).")
+    if not settings["enabled"]:
+        return
+    biometrics = config.get("biometrics") or {}
+    tasks = biometrics.get("tasks", ["fr", "mad", "pad"]) if biometrics.get("source", "none") != "none" else []
+    for finetune in _wiseft_finetunes(config, settings):
+        spec = config["models"][finetune]
+        if baseline_of(config, spec["backbone"]) is None:
+            raise UserError(f"Config key '{where}' interpolates {finetune}, but backbone {spec['backbone']} has no "
+                            f"baseline: add a model with backbone {spec['backbone']} and adaptation none.")
+        if spec["adaptation"] not in tasks:
+            raise UserError(f"Config key '{where}' interpolates {finetune}, whose task {spec['adaptation']} is not "
+                            f"evaluated: add it to biometrics.tasks (with a biometrics source) or leave the model out.")
+    for finetune, points in wiseft_curves(config).items():
+        for point in points:
+            if point["model"] == wiseft_name(finetune, point["alpha"]) and point["model"] in config["models"]:
+                raise UserError(f"Config key 'models.{point['model']}' clashes with the WiSE-FT model of {finetune} "
+                                f"at alpha {point['alpha']}: rename the model.")

@@ -13,6 +13,7 @@ from overspec.config import (
     import_settings,
     missing_biometric_data,
     missing_data,
+    model_lineage,
     model_table,
     recipe_resources,
 )
@@ -93,12 +94,9 @@ def model_digests():
 
 
 def upstream_digests(wildcards):
-    """Digest files of the models a model is made from (a fine-tune's base), nearest first."""
-    digests, model = [], MODELS[wildcards.model].get("base")
-    while model:
-        digests.append(f"results/models/{model}/model.sha256")
-        model = MODELS[model].get("base")
-    return digests
+    """Digest files of the models a model is made from (a fine-tune's base; a WiSE-FT model's
+    baseline and fine-tune), nearest first (overspec.config.model_lineage)."""
+    return [f"results/models/{model}/model.sha256" for model in model_lineage(MODELS, wildcards.model)]
 
 
 def lineage_digests(wildcards):
@@ -177,10 +175,15 @@ def study_results():
 
 
 def study_targets():
+    """The long tables, the report's tables, figures and summary (report_outputs() in
+    rules/report.smk, included before anything calls this) and the audit manifest."""
     return [
         "results/tables/metrics.csv",
         "results/tables/gelo.csv",
         "results/tables/metrics.md",
         "results/tables/gelo.md",
+        *report_outputs(),
+        *analysis_targets(),  # rules/analysis.smk: the analyses switched on in `analyses`
+        *WISEFT_TARGETS,  # rules/wiseft.smk: the WiSE-FT curves when analyses.wiseft is on
         "results/audit/manifest.json",
     ]

@@ -6,6 +6,7 @@ rule prepare_dataset:
         manifest="results/data/{dataset}/manifest.json",
     params:
         data_root=config["data_root"],
+        reader=lambda w: "wds" if w.dataset in config["datasets"]["webdataset"] else None,
         seed=SEED,
         image_size=config["toy"]["image_size"],
         code=code("prepare_dataset"),

@@ -9,6 +9,7 @@ rule eval_zeroshot:
         digests=lineage_digests,  # see model_digests() in common.smk
     output:
         json="results/zeroshot/{model}/{dataset}.json",
+        pred="results/zeroshot/{model}/{dataset}.pred.csv",  # beside the JSON (overspec.evaluate.general)
     params:
         bootstrap=EVAL["bootstrap_resamples"],
         seed=SEED,
@@ -32,6 +33,7 @@ rule fit_linear_probe:
         digests=lineage_digests,  # see model_digests() in common.smk
     output:
         json="results/linear_probe/{model}/{dataset}.json",
+        pred="results/linear_probe/{model}/{dataset}.pred.csv",  # beside the JSON (overspec.evaluate.general)
     params:
         c_grid=EVAL["linear_probe"].get("c_grid"),
         bootstrap=EVAL["bootstrap_resamples"],

@@ -1,4 +1,52 @@
-# The study's tables.
+# The study's tables, figures and one-page summary, and what `snakemake --report` shows of them
+# (captions in report/, grouped by category).
+from overspec.report.study import FIGURE_FORMATS, STUDY_FIGURES, figure_names, table_files
+from overspec.report.tables import PAPER_TABLES
+
+
+report: "../report/workflow.rst"
+
+
+REPORT_CAPTIONS = "../report"
+# Report category of each paper-layout table; figures are grouped in figure_category().
+TABLE_CATEGORIES = {
+    "zeroshot": "General vision",
+    "linear_probe": "General vision",
+    "gelo": "General vision",
+    "biometrics": "Biometrics",
+}
+
+
+def score_curves():
+    """One score-curve figure per IJB set (TAR-FAR) and MAD and PAD benchmark (ROC/DET), every
+    model a curve: [{kind, benchmark, scores: {model: scores file}}] (the eval rules' outputs)."""
+    curves = []
+    for benchmark in sorted(BIO["fr"]["ijb"]) if "fr" in BIO["tasks"] else []:
+        scores = {m: f"results/biometrics/{m}/fr/{benchmark}.scores.csv.gz" for m in MODELS}
+        curves.append({"kind": "ijb", "benchmark": benchmark, "scores": scores})
+    for task in [t for t in ("mad", "pad") if t in BIO["tasks"]]:
+        for benchmark in benchmarks_of(BIO, task):
+            scores = {m: f"results/biometrics/{m}/{task}/{benchmark}.scores.csv" for m in MODELS}
+            curves.append({"kind": task, "benchmark": benchmark, "scores": scores})
+    return curves
+
+
+CURVES = score_curves()
+FIGURES = figure_names((c["kind"], c["benchmark"]) for c in CURVES)
+TRAIN_LOGS = {m: f"results/models/{m}/train_log.csv" for m in models_where(made_by="finetune_model")}
+
+
+def figure_category(name):
+    if name == "training_curves":
+        return "Training"
+    return "General vision" if name in STUDY_FIGURES else "Biometrics"
+
+
+def report_outputs():
+    """Every file the report rules write (study_targets() in common.smk adds them)."""
+    tables = [f"results/tables/{name}" for name in table_files()]
+    figures = expand("results/figures/{name}.{ext}", name=FIGURES, ext=FIGURE_FORMATS)
+    return tables + figures + ["results/summary.md"]
 
 
 rule aggregate_tables:
@@ -6,8 +54,18 @@ rule aggregate_tables:
         results=study_results(),
         digests=model_digests(),  # see model_digests() in common.smk
     output:
-        metrics="results/tables/metrics.csv",
-        gelo="results/tables/gelo.csv",
+        metrics=report(
+            "results/tables/metrics.csv",
+            caption=f"{REPORT_CAPTIONS}/metrics.rst",
+            category="Provenance",
+            subcategory="Long tables",
+        ),
+        gelo=report(
+            "results/tables/gelo.csv",
+            caption=f"{REPORT_CAPTIONS}/gelo_long.rst",
+            category="Provenance",
+            subcategory="Long tables",
+        ),
         metrics_md="results/tables/metrics.md",
         gelo_md="results/tables/gelo.md",
     params:
@@ -23,3 +81,104 @@ rule aggregate_tables:
         "../envs/overspec.yaml"
     script:
         "../workflow_scripts/aggregate_tables.py"
+
+
+rule paper_tables:
+    input:
+        metrics="results/tables/metrics.csv",
+        digests=model_digests(),  # see model_digests() in common.smk
+    output:
+        # the HTML view of each table goes into the report; CSV, Markdown and LaTeX beside it
+        **{
+            f"{name}_html": report(
+                f"results/tables/table_{name}.html",
+                caption=f"{REPORT_CAPTIONS}/table_{name}.rst",
+                category=TABLE_CATEGORIES[name],
+                subcategory="Tables",
+                labels={"table": name},
+            )
+            for name in PAPER_TABLES
+        },
+        **{
+            f"{name}_{ext}": f"results/tables/table_{name}.{ext}"
+            for name in PAPER_TABLES
+            for ext in ("csv", "md", "tex")
+        },
+        comparison=report(
+            "results/tables/paper_comparison.html",
+            caption=f"{REPORT_CAPTIONS}/paper_comparison.rst",
+            category="Provenance",
+            subcategory="Published numbers",
+        ),
+        comparison_csv="results/tables/paper_comparison.csv",
+        comparison_md="results/tables/paper_comparison.md",
+    params:
+        models=MODELS,
+        code=code("paper_tables"),
+    log:
+        "logs/paper_tables/paper_tables.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/overspec.yaml"
+    script:
+        "../workflow_scripts/paper_tables.py"
+
+
+rule plot_figures:
+    input:
+        metrics="results/tables/metrics.csv",
+        gelo="results/tables/gelo.csv",
+        scores=[path for curve in CURVES for path in curve["scores"].values()],
+        train_logs=list(TRAIN_LOGS.values()),
+        digests=model_digests(),  # see model_digests() in common.smk
+    output:
+        # the PNG of each figure goes into the report; the SVG (for print) beside it
+        png=[
+            report(
+                f"results/figures/{name}.png",
+                caption=f"{REPORT_CAPTIONS}/figure_{name if name in STUDY_FIGURES else 'curves'}.rst",
+                category=figure_category(name),
+                subcategory="Figures",
+                labels={"figure": name},
+            )
+            for name in FIGURES
+        ],
+        svg=[f"results/figures/{name}.svg" for name in FIGURES],
+    params:
+        curves=CURVES,
+        train_logs=TRAIN_LOGS,
+        code=code("plot_figures"),
+    log:
+        "logs/plot_figures/plot_figures.log",
+    threads: 1
+    resources:
+        mem_mb=16000,  # an IJB-C score file holds 15.7M template pairs per model
+        runtime=60,
+    conda:
+        "../envs/overspec.yaml"
+    script:
+        "../workflow_scripts/plot_figures.py"
+
+
+rule summarize_study:
+    input:
+        metrics="results/tables/metrics.csv",
+        gelo="results/tables/gelo.csv",
+        digests=model_digests(),  # see model_digests() in common.smk
+    output:
+        summary=report("results/summary.md", caption=f"{REPORT_CAPTIONS}/summary.rst", category="Summary"),
+    params:
+        code=code("summarize_study"),
+    log:
+        "logs/summarize_study/summarize_study.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/overspec.yaml"
+    script:
+        "../workflow_scripts/summarize_study.py"

@@ -27,16 +27,29 @@ def pattern(label: int, index: int, size: int = 8, channels: int = 3) -> np.ndar
     return image[..., 0] if channels == 1 else image
 
 
+def class_colour(label: int, index: int = 0, size: int = 8, channels: int = 3) -> np.ndarray:
+    """A flat image in one colour per class (`index` ignored): classes even an untrained model separates."""
+    rgb = np.array([(37 * label + 20) % 256, (91 * label + 140) % 256, (151 * label + 60) % 256], dtype=np.uint8)
+    image = np.broadcast_to(rgb, (size, size, 3)).copy()
+    return image[..., 0] if channels == 1 else image
+
+
+def accept_torchvision_checksums(monkeypatch) -> None:
+    """torchvision md5-checks CIFAR, STL10, SVHN and Flowers102 files, so fabricated ones need this."""
+    for module in ("cifar", "stl10", "svhn", "flowers102"):
+        monkeypatch.setattr(f"torchvision.datasets.{module}.check_integrity", lambda *a, **k: True)
+
+
 def decode_pattern(image: Image.Image) -> tuple[int, int]:
     r, g, _ = np.asarray(image.convert("RGB"))[2, 2]
     return int(r), int(g)
 
 
-def save_image(path: Path, label: int, index: int, size: int = 8) -> Path:
+def save_image(path: Path, label: int, index: int, size: int = 8, draw=pattern) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".ppm": "PPM", ".webp": "WEBP"}[path.suffix.lower()]
     extra = {"quality": 100, "subsampling": 0} if fmt == "JPEG" else {}
-    Image.fromarray(pattern(label, index, size)).save(path, fmt, **extra)
+    Image.fromarray(draw(label, index, size)).save(path, fmt, **extra)
     return path
 
 
@@ -47,15 +60,17 @@ def near(value: int, expected: int) -> bool:
 # --- arrays in one file ------------------------------------------------------------------------
 
 
-def write_cifar(root: Path, names: list[str], per_batch: int = 6, hundred: bool = False) -> Path:
-    """The python pickles of cifar-10-batches-py / cifar-100-python (protocol 2, str keys, as published)."""
+def write_cifar(root: Path, names: list[str], per_batch: int = 6, hundred: bool = False, draw=pattern) -> Path:
+    """The python pickles of cifar-10-batches-py / cifar-100-python (protocol 2, str keys, as published).
+
+    Batch b's image i has label (b + i) % len(names) and is `draw(label, b * per_batch + i, 32)`."""
     folder = root / ("cifar-100-python" if hundred else "cifar-10-batches-py")
     folder.mkdir(parents=True)
     label_key = "fine_labels" if hundred else "labels"
     batches = ["train", "test"] if hundred else [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for b, batch in enumerate(batches):
         labels = [(b + i) % len(names) for i in range(per_batch)]
-        data = np.stack([pattern(label, b * per_batch + i, 32).transpose(2, 0, 1).reshape(-1)
+        data = np.stack([draw(label, b * per_batch + i, 32).transpose(2, 0, 1).reshape(-1)
                          for i, label in enumerate(labels)])
         entry = {"batch_label": batch, label_key: labels, "data": data,
                  "filenames": [f"img_{b}_{i}.png" for i in range(per_batch)]}
@@ -176,12 +191,12 @@ def write_gtsrb(root: Path, classes: int = 43, tracks: int = 4, frames: int = 3,
 
 
 def write_class_tree(folder: Path, counts: dict[str, int], labels: dict[str, int], suffix: str = ".jpg",
-                     prefix: str = "image_") -> Path:
+                     prefix: str = "image_", draw=pattern) -> Path:
     """`<folder>/<class>/<prefix>NNNN<suffix>` with `counts[class]` images of pattern label `labels[class]`."""
     for name, n in counts.items():
         (folder / name).mkdir(parents=True, exist_ok=True)
         for i in range(n):
-            save_image(folder / name / f"{prefix}{i + 1:04d}{suffix}", labels[name], i)
+            save_image(folder / name / f"{prefix}{i + 1:04d}{suffix}", labels[name], i, draw=draw)
     return folder
 
 
@@ -265,7 +280,7 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def write_wds(root: Path, classnames: list[str], splits: dict[str, list[int]], per_shard: int = 4,
-              image_format: str = "webp") -> Path:
+              image_format: str = "webp", draw=pattern) -> Path:
     """CLIP_benchmark's export: <split>/{0..N-1}.tar + nshards.txt, keys s0000000, .webp + .cls members."""
     root.mkdir(parents=True)
     (root / "classnames.txt").write_text("\n".join(classnames) + "\n")
@@ -278,7 +293,7 @@ def write_wds(root: Path, classnames: list[str], splits: dict[str, list[int]], p
                 for j, label in enumerate(shard_labels):
                     index = s * per_shard + j
                     buffer = io.BytesIO()
-                    Image.fromarray(pattern(label, index)).save(buffer, image_format.upper(), lossless=True)
+                    Image.fromarray(draw(label, index)).save(buffer, image_format.upper(), lossless=True)
                     _add(tar, f"s{index:07d}.{image_format}", buffer.getvalue())
                     _add(tar, f"s{index:07d}.cls", f"{label}".encode())
         (root / split / "nshards.txt").write_text(f"{len(shards)}\n")

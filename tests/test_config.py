@@ -52,6 +52,11 @@ def test_enum_lists_allowed_values():
     assert "backbones.toy-s.source" in message and "toy_pretrain" in message and "open_clip" in message
 
 
+def test_webdataset_names_a_listed_general_dataset():
+    message = error_of(lambda c: c["datasets"].update(webdataset=["cifar10"]))
+    assert "datasets.webdataset[0]" in message and "toy_colours" in message
+
+
 def test_unknown_dataset_lists_known_ones():
     message = error_of(lambda c: c["datasets"]["general"].append("toy_colors"))
     assert "datasets.general[5]" in message and "toy_colours" in message

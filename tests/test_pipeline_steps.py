@@ -68,6 +68,11 @@ def test_embed_zeroshot_probe_round_trip(prepared):
     # Colour is linearly decodable even from random features: the probe must find it.
     assert lp["top1"] > 0.6 and lp["best_c"] > 0 and len(lp["val_curve"]) >= 3
     assert lp["primary_ci95"][0] <= lp["primary"] <= lp["primary_ci95"][1]
+    for name, result in (("zs", zs), ("lp", lp)):  # per-sample predictions beside each JSON, named with their digest
+        predictions = root / f"{name}.pred.csv"
+        assert result["predictions_file"] == {"path": predictions.name, "sha256": sha256_file(predictions), "rows": 320}
+        rows = np.loadtxt(predictions, delimiter=",", skiprows=1, usecols=(1, 2), dtype=np.int64)
+        assert rows[:, 0].tolist() == labels.tolist() and np.mean(rows[:, 0] == rows[:, 1]) == result["top1"]
 
     embed_dataset(model_path, manifest, root / "again.h5", batch_size=32)
     assert sha256_file(root / "again.h5") == sha256_file(root / "emb.h5")  # batch size does not matter

@@ -7,17 +7,16 @@ refused (tested); their parsing is tested with torchvision's checksum function p
 import numpy as np
 import pytest
 
-from _general_fixtures import (decode_pattern, near, write_cars, write_cifar, write_class_tree, write_fgvc,
-                               write_flowers, write_food101, write_gtsrb, write_mnist, write_pets, write_stl10,
-                               write_sun397, write_svhn)
+from _general_fixtures import (accept_torchvision_checksums, decode_pattern, near, write_cars, write_cifar,
+                               write_class_tree, write_fgvc, write_flowers, write_food101, write_gtsrb, write_mnist,
+                               write_pets, write_stl10, write_sun397, write_svhn)
 from overspec.data.registry import get_dataset, open_dataset_split
 from overspec.errors import UserError
 
 
 @pytest.fixture
 def accept_checksums(monkeypatch):
-    for module in ("cifar", "stl10", "svhn", "flowers102"):
-        monkeypatch.setattr(f"torchvision.datasets.{module}.check_integrity", lambda *a, **k: True)
+    accept_torchvision_checksums(monkeypatch)
 
 
 def _splits(name, data_root):

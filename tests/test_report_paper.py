@@ -1,6 +1,7 @@
 """The shipped paper numbers: transcription checks, the paper's Avg./GELO reproduced, run vs paper."""
 
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -13,7 +14,7 @@ from overspec.report.paper import (
     paper_row_labels,
     write_paper_comparison,
 )
-from overspec.report.tables import paper_layout_tables
+from overspec.report.tables import paper_layout_tables, write_paper_tables
 
 PAPER = load_paper_tables()
 APPROACHES = ["CLIP", "FRoundation", "MADation", "FoundPAD"]
@@ -123,6 +124,37 @@ def test_paper_layout_reproduces_printed_avg_and_gelo():
             assert gelo == ("-" if approach == "CLIP" else printed(approach, arch, protocol, "avg", "gelo"))
             checked += 1
     assert checked == 16
+
+
+def test_rendered_paper_tables_print_the_papers_avg_and_gelo(tmp_path):
+    """The files as written (CSV, Markdown, LaTeX, HTML) carry the printed Avg. and GELO of Tables A and B."""
+    written = write_paper_tables(paper_as_metrics(PAPER), tmp_path, row_labels=paper_row_labels(PAPER))
+    for protocol in ("zeroshot", "linear_probe"):
+        table = pd.read_csv(written[f"{protocol}_csv"], dtype=str)
+        assert len(table) == 8
+        markdown = written[f"{protocol}_md"].read_text()
+        latex = written[f"{protocol}_tex"].read_text()
+        page = written[f"{protocol}_html"].read_text()
+        for approach, arch, avg, gelo in zip(table.Approach, table.Arch, table["Avg."], table["GELO"]):
+            expected_avg = printed(approach, arch, protocol, "avg", "accuracy")
+            if (approach, arch, protocol) == ("FRoundation", "ViT-B/16", "zeroshot"):
+                assert (expected_avg, avg) == ("41.97", "41.98")  # the paper truncated 41.979; we round
+            else:
+                assert avg == expected_avg, (approach, arch, protocol)
+            expected_gelo = "-" if approach == "CLIP" else printed(approach, arch, protocol, "avg", "gelo")
+            assert gelo == expected_gelo, (approach, arch, protocol)
+            # the same row's last two cells in the other renderings (bold where best of its backbone)
+            line = next(t for t in markdown.splitlines() if t.startswith(f"| {approach} ") and f"| {arch} " in t)
+            assert [c.strip().strip("*") for c in line.strip(" |").split("|")][-2:] == [avg, gelo]
+            tex = next(t for t in latex.splitlines() if t.startswith(f"{approach} & {arch} &"))
+            cells = [re.sub(r"^\\textbf\{(.*)\}$", r"\1", c.strip()) for c in tex.rstrip(" \\").split("&")]
+            assert cells[-2:] == [avg, gelo]
+            assert f">{avg}</td>" in page and f">{gelo}</td>" in page
+    gelo = pd.read_csv(written["gelo_csv"], dtype=str).set_index("Approach")
+    for approach in ("FRoundation", "MADation", "FoundPAD"):
+        for protocol, label in (("zeroshot", "Zero-shot"), ("linear_probe", "Linear probe")):
+            for arch in ARCHS:
+                assert gelo.loc[approach, f"{label} {arch}"] == printed(approach, arch, protocol, "avg", "gelo")
 
 
 def test_gelo_from_printed_averages_matches_printed_gelo():

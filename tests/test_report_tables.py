@@ -1,6 +1,7 @@
 """Table writers: deterministic bytes, exact floats, paper layout with booktabs and bold best."""
 
 import io
+import re
 
 import pandas as pd
 import pytest
@@ -132,6 +133,21 @@ def test_biometric_table_directions_and_mad_average():
     assert "\\multicolumn{2}{c}{PAD}" in latex and "\\textbf{15.00}" in latex
 
 
+def test_html_table_has_grouped_headers_bold_best_and_escaped_labels():
+    metrics = study()
+    metrics.loc[metrics.model == "pad-b", "model"] = "pad<b>"
+    html = biometric_table(metrics).to_html()
+    assert html.startswith('<p class="overspec-title"><strong>Biometric benchmarks (%)</strong></p>')
+    assert 'class="overspec-table"' in html and "pad&lt;b&gt;" in html and "pad<b>" not in html
+    assert 'colspan="2"' in html and ">PAD</th>" in html  # the PAD group spans HTER and AUC
+    # the best PAD HTER (15.00, pad<b>) is the one bold cell of its column
+    selectors = re.search(r"\n([^\n{]+) \{\n  font-weight: bold;", html).group(1)
+    bold_ids = re.findall(r"#T_overspec_(row\d+_col\d+)", selectors)
+    hter_cells = re.findall(r'<td id="T_overspec_(row\d+_col\d+)" class="[^"]+" >([0-9.]+)</td>', html)
+    assert [v for cell, v in hter_cells if cell in bold_ids and v == "15.00"] == ["15.00"]
+    assert "No results" in biometric_table(metrics[metrics.protocol == "zeroshot"]).to_html()
+
+
 def test_per_set_biometric_table_when_not_collapsed():
     table = biometric_table(study(), collapse=())
     assert ("MAD", "m1 EER") in list(table.values.columns)
@@ -157,7 +173,7 @@ def test_paper_tables_write_all_files_deterministically(tmp_path):
     labels = {"clip-b": ("CLIP", "B"), "fr-b": ("FRoundation", "B")}
     first = write_paper_tables(metrics, tmp_path / "a", row_labels=labels, with_ci=True)
     second = write_paper_tables(metrics.iloc[::-1], tmp_path / "b", row_labels=labels, with_ci=True)
-    assert len(first) == 3 * len(PAPER_TABLES)
+    assert len(first) == 4 * len(PAPER_TABLES)
     for key, path in first.items():
         assert path.read_bytes() == second[key].read_bytes(), key
     zeroshot = pd.read_csv(first["zeroshot_csv"], dtype=str)
@@ -174,6 +190,7 @@ def test_a_study_without_biometrics_still_writes_its_biometric_table(tmp_path):
     paths = write_paper_tables(metrics, tmp_path)
     assert "No results" in paths["biometrics_md"].read_text()
     assert paths["biometrics_tex"].read_text().startswith("%")
+    assert "No results" in paths["biometrics_html"].read_text()
     assert pd.read_csv(io.StringIO(paths["biometrics_csv"].read_text())).empty
 
 

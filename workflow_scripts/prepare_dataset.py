@@ -11,6 +11,7 @@ with job_log(snakemake.log[0]):
         data_root=snakemake.params.data_root,
         seed=snakemake.params.seed,
         image_size=snakemake.params.image_size,
+        reader=snakemake.params.reader,
         provenance=provenance(snakemake.rule, {}, {"seed": snakemake.params.seed, "image_size": snakemake.params.image_size},
                               snakemake.params.code, snakemake.params.seed),
     )

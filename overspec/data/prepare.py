@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from overspec.data.readers import open_split
-from overspec.data.registry import get_dataset
+from overspec.data.registry import SplitSource, get_dataset, split_source
 from overspec.data.toy.general import write_toy_dataset
 from overspec.errors import UserError
 from overspec.provenance import write_json
@@ -42,32 +42,39 @@ def generate_toy_images(name: str, out_dir: Path, seed: int, image_size: int) ->
 
 
 def prepare_dataset(name: str, manifest_path: str | Path, data_root: str | Path, seed: int,
-                    image_size: int, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+                    image_size: int, provenance: dict[str, Any] | None = None, *,
+                    reader: str | None = None) -> dict[str, Any]:
+    """`reader="wds"` reads a real dataset from its CLIP_benchmark shards (`<data_root>/wds_<name>`)
+    instead of its registry reader; the manifest records which, so every later step reads the same."""
     spec = get_dataset(name)
     manifest_path = Path(manifest_path)
     if spec.is_toy:
-        root = generate_toy_images(name, manifest_path.parent, seed, image_size)
+        if reader not in (None, spec.reader):
+            raise UserError(f"Dataset {name} is generated, not read: it has no '{reader}' reader.")
+        source = SplitSource(spec.reader, generate_toy_images(name, manifest_path.parent, seed, image_size),
+                             spec.options, spec.splits)
     else:
-        root = Path(data_root) / (spec.location or name)
-        if not root.exists():
-            raise UserError(f"Dataset {name} was not found in {root}: expected {spec.layout or 'its standard layout'} "
+        source = split_source(spec, data_root, reader=reader)
+        if not source.root.exists():
+            layout = source.options.get("layout") or spec.layout or "its standard layout"
+            raise UserError(f"Dataset {name} was not found in {source.root}: expected {layout} "
                             f"(set data_root in the config, or remove {name} from datasets).")
     splits = {}
-    for split in spec.splits:
-        reader = open_split(spec.reader, root, split, spec.classes, spec.options)
-        labels = reader.labels()
+    for split in source.splits:
+        split_reader = open_split(source.reader, source.root, split, spec.classes, source.options)
+        labels = split_reader.labels()
         splits[split] = {
-            "n": len(reader),
+            "n": len(split_reader),
             "class_counts": [labels.count(i) for i in range(len(spec.classes))],
-            "listing_sha256": reader.listing_digest(),
+            "listing_sha256": split_reader.listing_digest(),
             # Hashing decoded pixels of a large real dataset costs a full pass; toy data is small.
-            "content_sha256": _content_digest(reader) if spec.is_toy else None,
+            "content_sha256": _content_digest(split_reader) if spec.is_toy else None,
         }
     manifest = {
         "dataset": name,
-        "reader": spec.reader,
-        "root": str(root),
-        "options": spec.options,
+        "reader": source.reader,
+        "root": str(source.root),
+        "options": source.options,
         "classes": list(spec.classes),
         "templates": list(spec.templates),
         "primary_metric": spec.primary_metric,

@@ -7,6 +7,7 @@ datasets are read from under the study's `data_root`. Both go through the same r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from overspec.data.general_datasets import GENERAL_DATASETS, default_wds_plan
@@ -14,7 +15,8 @@ from overspec.data.spec import DatasetSpec
 from overspec.data.toy.general import TOY_DATASETS
 from overspec.errors import UserError
 
-__all__ = ["DatasetSpec", "dataset_names", "dataset_root", "get_dataset", "open_dataset_split", "register"]
+__all__ = ["DatasetSpec", "SplitSource", "dataset_names", "dataset_root", "get_dataset", "open_dataset_split",
+           "register", "split_source"]
 
 
 IMAGEFOLDER_LAYOUT = "<root>/<split>/<class name>/<image>.{png,jpg} with splits train, val, test"
@@ -58,15 +60,24 @@ def dataset_root(spec: DatasetSpec, data_root: str | Path) -> Path:
     return Path(data_root) / spec.location
 
 
-def open_dataset_split(spec: DatasetSpec, data_root: str | Path | None, split: str, *, reader: str | None = None,
-                       root: str | Path | None = None, options: dict | None = None):
-    """Open our `split` (train / val / test) of a registered real dataset.
+@dataclass(frozen=True)
+class SplitSource:
+    """Where and how the splits of a real dataset are read: what a manifest records for the readers."""
+
+    reader: str
+    root: Path
+    options: dict
+    splits: tuple[str, ...]
+
+
+def split_source(spec: DatasetSpec, data_root: str | Path | None, *, reader: str | None = None,
+                 root: str | Path | None = None, options: dict | None = None) -> SplitSource:
+    """The reader, folder, reader options and splits of a registered real dataset.
 
     `reader="wds"` reads CLIP_benchmark WebDataset shards instead of the entry's reader (from `root`,
     default `<data_root>/wds_<name>`); `root` overrides where the data is; `options` override reader
     options (e.g. another "split_plan").
     """
-    from overspec.data.readers import open_split
     from overspec.data.splits import as_split_plan
     from overspec.data.wds import WDS_LAYOUT
 
@@ -84,7 +95,15 @@ def open_dataset_split(spec: DatasetSpec, data_root: str | Path | None, split: s
             raise UserError(f"Dataset '{spec.name}' is read from data_root: set data_root in the config.")
         root = Path(data_root) / folder
     plan = as_split_plan(opts.get("split_plan"))
-    splits = plan.splits if plan is not None else spec.splits
-    if split not in splits:
-        raise UserError(f"Dataset '{spec.name}' has no split '{split}': use one of {', '.join(splits)}.")
-    return open_split(reader, root, split, spec.classes, opts)
+    return SplitSource(reader, Path(root), opts, plan.splits if plan is not None else spec.splits)
+
+
+def open_dataset_split(spec: DatasetSpec, data_root: str | Path | None, split: str, *, reader: str | None = None,
+                       root: str | Path | None = None, options: dict | None = None):
+    """Open our `split` (train / val / test) of a registered real dataset (arguments: `split_source`)."""
+    from overspec.data.readers import open_split
+
+    source = split_source(spec, data_root, reader=reader, root=root, options=options)
+    if split not in source.splits:
+        raise UserError(f"Dataset '{spec.name}' has no split '{split}': use one of {', '.join(source.splits)}.")
+    return open_split(source.reader, source.root, split, spec.classes, source.options)

@@ -1,15 +1,27 @@
 """General-vision protocols on cached embeddings: zero-shot with the original text encoder, and the
-CLIP-paper linear probe. Both read the same HDF5 files; nothing is re-encoded."""
+CLIP-paper linear probe. Both read the same HDF5 files; nothing is re-encoded.
+
+Each result JSON gets ``{dataset}.pred.csv`` beside it (``id, label, pred`` per test sample, in the
+embedding file's order), so paired statistics (``overspec.analysis.significance``) can resample the
+same samples for two models without refitting a probe. The CSV is written first and the JSON names
+it with its sha256.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from overspec.embed.store import read_classifier, read_embeddings
 from overspec.metrics import bootstrap_ci, mean_per_class_recall, primary_metric, topk_accuracy
-from overspec.provenance import read_json, write_json
+from overspec.provenance import read_json, sha256_file, write_json, write_sidecar, write_text
+
+PREDICTION_COLUMNS = ("id", "label", "pred")
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -37,22 +49,43 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, n_classes: in
     return result
 
 
-def evaluate_zeroshot(embeddings_h5, text_h5, primary: str, bootstrap_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    features, labels, _ = read_embeddings(embeddings_h5, "test")
+def predictions_csv(ids: list[str], labels: np.ndarray, logits: np.ndarray) -> str:
+    """One row per test sample: its id, true class and predicted class (the argmax of its logits).
+
+    Written with the csv module, not pandas: evaluation jobs are start-up bound and never load pandas."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(PREDICTION_COLUMNS)
+    writer.writerows(zip(ids, np.asarray(labels).tolist(), logits.argmax(axis=1).tolist()))
+    return buffer.getvalue()
+
+
+def predictions_path(json_path: str | os.PathLike) -> Path:
+    """``.../toy_colours.json`` -> ``.../toy_colours.pred.csv``."""
+    path = Path(json_path)
+    return path.with_name(path.stem + ".pred.csv")
+
+
+def evaluate_zeroshot(embeddings_h5, text_h5, primary: str, bootstrap_resamples: int = 1000,
+                      seed: int = 0) -> tuple[dict[str, Any], str]:
+    """The metrics and the per-sample predictions (CSV text)."""
+    features, labels, ids = read_embeddings(embeddings_h5, "test")
     classifier = read_classifier(text_h5)
     # CLIP's logit scale does not change the ranking; cosine similarities are the logits.
     logits = _normalise(features.astype(np.float64)) @ classifier.astype(np.float64).T
-    return classification_metrics(logits, labels, classifier.shape[0], primary, bootstrap_resamples, seed)
+    metrics = classification_metrics(logits, labels, classifier.shape[0], primary, bootstrap_resamples, seed)
+    return metrics, predictions_csv(ids, labels, logits)
 
 
 def evaluate_linear_probe(embeddings_h5, n_classes: int, primary: str, device: str = "cpu",
                           c_grid: list[float] | None = None, bootstrap_resamples: int = 1000,
-                          seed: int = 0) -> dict[str, Any]:
+                          seed: int = 0) -> tuple[dict[str, Any], str]:
+    """The metrics and the per-sample predictions (CSV text)."""
     from overspec.evaluate.linear_probe import fit_linear_probe  # imports torch: only probe jobs pay for it
 
     train_x, train_y, _ = read_embeddings(embeddings_h5, "train")
     val_x, val_y, _ = read_embeddings(embeddings_h5, "val")
-    test_x, test_y, _ = read_embeddings(embeddings_h5, "test")
+    test_x, test_y, test_ids = read_embeddings(embeddings_h5, "test")
     probe = fit_linear_probe(
         train_x, train_y, val_x, val_y, test_x, test_y, n_classes=n_classes,
         c_grid=np.asarray(c_grid, dtype=np.float64) if c_grid else None, device=device,
@@ -64,6 +97,16 @@ def evaluate_linear_probe(embeddings_h5, n_classes: int, primary: str, device: s
         "val_curve": [[float(c), float(v)] for c, v in probe.val_curve],
         "n_train": probe.n_train, "n_val": probe.n_val, "n_test": probe.n_test,
     })
+    return result, predictions_csv(test_ids, test_y, probe.test_logits)
+
+
+def write_result(out_json, result: dict[str, Any], predictions: str) -> dict[str, Any]:
+    """The predictions CSV (with its provenance sidecar), then the JSON naming it and its sha256."""
+    csv_path = predictions_path(out_json)
+    write_text(csv_path, predictions)
+    write_sidecar(csv_path, result["provenance"])
+    result["predictions_file"] = {"path": csv_path.name, "sha256": sha256_file(csv_path), "rows": result["n"]}
+    write_json(out_json, result)
     return result
 
 
@@ -75,19 +118,17 @@ def _manifest_facts(manifest_path) -> tuple[str, int, str]:
 def run_zeroshot(model: str, embeddings_h5, text_h5, manifest_path, out_json, *, bootstrap_resamples: int,
                  seed: int, provenance: dict[str, Any]) -> dict[str, Any]:
     dataset, _, primary = _manifest_facts(manifest_path)
-    result = {"protocol": "zeroshot", "model": model, "dataset": dataset,
-              **evaluate_zeroshot(embeddings_h5, text_h5, primary, bootstrap_resamples, seed), "provenance": provenance}
-    write_json(out_json, result)
-    return result
+    metrics, predictions = evaluate_zeroshot(embeddings_h5, text_h5, primary, bootstrap_resamples, seed)
+    result = {"protocol": "zeroshot", "model": model, "dataset": dataset, **metrics, "provenance": provenance}
+    return write_result(out_json, result, predictions)
 
 
 def run_linear_probe(model: str, embeddings_h5, manifest_path, out_json, *, c_grid,
                      bootstrap_resamples: int, seed: int, provenance: dict[str, Any],
                      device: str = "cpu") -> dict[str, Any]:
     dataset, n_classes, primary = _manifest_facts(manifest_path)
-    metrics = evaluate_linear_probe(embeddings_h5, n_classes, primary, device=device, c_grid=c_grid,
-                                    bootstrap_resamples=bootstrap_resamples, seed=seed)
+    metrics, predictions = evaluate_linear_probe(embeddings_h5, n_classes, primary, device=device, c_grid=c_grid,
+                                                 bootstrap_resamples=bootstrap_resamples, seed=seed)
     result = {"protocol": "linear_probe", "model": model, "dataset": dataset, "feature": "embedding",
               **metrics, "provenance": provenance}
-    write_json(out_json, result)
-    return result
+    return write_result(out_json, result, predictions)

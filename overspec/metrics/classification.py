@@ -16,7 +16,7 @@ Conventions:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -122,22 +122,33 @@ def bootstrap_ci(
     for a in arrays[1:]:
         if a.ndim == 0 or a.shape[0] != n:
             raise ValueError(f"all arrays must have {n} rows, got shape {a.shape}")
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    rng = np.random.default_rng(seed)
-    per_chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // n)
     values = np.empty(n_resamples, dtype=np.float64)
     done = 0
-    while done < n_resamples:
-        count = min(per_chunk, n_resamples - done)
-        indices = rng.integers(0, n, size=(count, n))
+    for indices in bootstrap_indices(n, n_resamples, seed):
         for row in indices:
             values[done] = metric_fn(*(a[row] for a in arrays))
             done += 1
     low, high = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0])
     return float(low), float(high)
+
+
+def bootstrap_indices(n: int, n_resamples: int, seed: int | Sequence[int]) -> Iterator[np.ndarray]:
+    """Row indices of ``n_resamples`` bootstrap resamples of ``n`` rows, as ``[count, n]`` chunks.
+
+    Drawn from ``numpy.random.default_rng(seed)`` in chunks of a fixed size, so a seed always gives
+    the same resamples, whoever consumes them (one model's interval, two models' paired difference).
+    """
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    rng = np.random.default_rng(seed)
+    per_chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // n)
+    done = 0
+    while done < n_resamples:
+        count = min(per_chunk, n_resamples - done)
+        yield rng.integers(0, n, size=(count, n))
+        done += count
 
 
 def primary_metric(name: str, pred: np.ndarray, labels: np.ndarray, n_classes: int | None) -> float:

@@ -299,15 +299,18 @@ def read_scores(source: ScoreSource, score_column: str = "score", unit: str | No
     """A score table with at least ``label`` (0/1) and ``score_column``, which becomes ``score``.
 
     ``unit`` (e.g. ``video_id`` with ``score_column="video_score"``) keeps one row per unit, so
-    PAD curves count videos, as PAD metrics do. Optional columns are kept.
+    PAD curves count videos, as PAD metrics do. Of a file, only the columns curves use are read
+    (``label``, the score, ``unit``, ``subset``, ``attack_type``); a DataFrame keeps all of its.
     """
     if isinstance(source, pd.DataFrame):
         frame, name = source.copy(), "the score table"
     else:
         name = str(source)
+        # only the columns a curve uses: an IJB-C score file has 15.7M rows
+        wanted = {"label", score_column, unit, "subset", "attack_type"}
         try:
-            frame = pd.read_csv(source)
-        except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
+            frame = pd.read_csv(source, usecols=lambda column: column in wanted)
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
             raise UserError(
                 f"Cannot read score file {name} ({error}); regenerate it with the evaluation step."
             ) from None

@@ -8,6 +8,7 @@ for both. Below 1: generalization lost; above 1: gained. A baseline's own GELO i
 from __future__ import annotations
 
 import math
+import os
 from typing import Mapping, Sequence
 
 import pandas as pd
@@ -92,3 +93,22 @@ def _average(
     if any(math.isnan(v) for v in picked):
         raise UserError(f"Model {model!r} has a NaN {protocol} result; rerun the evaluation that produced it.")
     return _mean(picked)
+
+
+def read_gelo(path: str | os.PathLike) -> pd.DataFrame:
+    """``gelo.csv`` as ``write_long_tables`` wrote it (floats written with ``repr`` read back exactly)."""
+    labels = GELO_COLUMNS[:4]
+    try:
+        frame = pd.read_csv(path, dtype={c: str for c in labels}, keep_default_na=False, na_values={
+            c: [""] for c in GELO_COLUMNS[4:]})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise UserError(f"Cannot read the GELO table {path} ({error}); rerun the aggregate_tables step.") from None
+    if list(frame.columns) != list(GELO_COLUMNS):
+        raise UserError(
+            f"{path} has the columns {', '.join(frame.columns)}; a GELO table has {', '.join(GELO_COLUMNS)}. "
+            "Rerun the aggregate_tables step."
+        )
+    try:
+        return frame.astype({c: float for c in GELO_COLUMNS[4:]})
+    except ValueError as error:
+        raise UserError(f"{path} has a non-numeric GELO value ({error}); rerun the aggregate_tables step.") from None

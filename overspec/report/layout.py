@@ -1,13 +1,14 @@
 """Tables in the paper's layout (models x datasets, Avg., GELO; biometrics; GELO summary).
 
 A :class:`LayoutTable` holds numbers in display units (percent for accuracies and error rates,
-a ratio for GELO) and renders them three ways: CSV (plain numbers at the printed precision),
-Markdown and LaTeX (booktabs), where the best value of each column within each backbone is bold,
-as in the paper. Ties at the printed precision are all bold.
+a ratio for GELO) and renders them four ways: CSV (plain numbers at the printed precision),
+Markdown, LaTeX (booktabs) and HTML (what the workflow report shows), where the best value of each
+column within each backbone is bold, as in the paper. Ties at the printed precision are all bold.
 """
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -117,10 +118,8 @@ class LayoutTable:
         align = ["left"] * self.labels.shape[1] + ["right"] * self.values.shape[1]
         return frame.to_markdown(index=False, disable_numparse=True, colalign=align) + "\n"
 
-    def to_latex(self, with_ci: bool = False, bold: bool = True) -> str:
-        """A booktabs ``tabular`` (toprule/midrule/bottomrule); grouped headers become multicolumns."""
-        if self.labels.empty:
-            return "% No results in this run.\n"
+    def _styler(self, with_ci: bool, bold: bool, bold_css: str, escape: str) -> pd.io.formats.style.Styler:
+        """Cells as shown (grouped headers as a column MultiIndex), best per column styled ``bold_css``."""
         grouped = self.grouped_header
         label_keys = [("", name) if grouped else name for name in self.labels.columns]
         value_keys = list(self.values.columns) if grouped else [c for _, c in self.values.columns]
@@ -134,15 +133,47 @@ class LayoutTable:
         if bold:
             mask = self.best_mask()
             for key, column in zip(value_keys, self.values.columns):
-                props[key] = ["textbf:--rwrap;" if b else "" for b in mask[column]]
-        styler = (
+                props[key] = [bold_css if b else "" for b in mask[column]]
+        return (
             frame.style.hide(axis="index")
-            .format(escape="latex")
-            .format_index(escape="latex", axis=1)
+            .format(escape=escape)
+            .format_index(escape=escape, axis=1)
             .apply(lambda _: props, axis=None)
         )
+
+    def to_latex(self, with_ci: bool = False, bold: bool = True) -> str:
+        """A booktabs ``tabular`` (toprule/midrule/bottomrule); grouped headers become multicolumns."""
+        if self.labels.empty:
+            return "% No results in this run.\n"
+        styler = self._styler(with_ci, bold, "textbf:--rwrap;", "latex")
         column_format = "l" * self.labels.shape[1] + "r" * self.values.shape[1]
         return styler.to_latex(hrules=True, column_format=column_format, multicol_align="c")
+
+    def to_html(self, with_ci: bool = False, bold: bool = True) -> str:
+        """An HTML fragment (title and table; what ``snakemake --report`` shows), best per column in bold.
+
+        Byte-stable: the element ids come from a fixed name, not pandas' random one.
+        """
+        title = f'<p class="overspec-title"><strong>{html.escape(self.title)}</strong></p>\n'
+        if self.labels.empty:
+            return title + "<p><em>No results in this run.</em></p>\n"
+        styler = self._styler(with_ci, bold, "font-weight: bold;", "html")
+        labels, numbers = styler.data.columns[: self.labels.shape[1]], styler.data.columns[self.labels.shape[1]:]
+        styler = styler.set_uuid("overspec").set_table_styles(_HTML_STYLES)
+        styler = styler.set_properties(subset=list(labels), **{"text-align": "left"})
+        styler = styler.set_properties(subset=list(numbers), **{"text-align": "right"})
+        return title + styler.to_html(table_attributes='class="overspec-table"')
+
+
+# Readable without a stylesheet: ruled header and footer like booktabs (cells are aligned one by
+# one in to_html: labels left, numbers right).
+_HTML_STYLES = [
+    {"selector": "", "props": "border-collapse: collapse; font-family: sans-serif; font-size: 0.9em;"},
+    {"selector": "th, td", "props": "padding: 0.2em 0.6em;"},
+    {"selector": "th", "props": "text-align: center;"},
+    {"selector": "thead", "props": "border-top: 2px solid black; border-bottom: 1px solid black;"},
+    {"selector": "tbody", "props": "border-bottom: 2px solid black;"},
+]
 
 
 def _fixed(value: float, decimals: int) -> str:

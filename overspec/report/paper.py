@@ -11,6 +11,7 @@ not say; see the reference notes).
 
 from __future__ import annotations
 
+import html
 import math
 import os
 from importlib import resources
@@ -183,9 +184,13 @@ def _run_gelo(frame: pd.DataFrame, model: str, protocol: str, datasets: list[str
     return float(found.gelo.iloc[0]) if len(found) else math.nan
 
 
-def comparison_markdown(comparison: pd.DataFrame) -> str:
-    if comparison.empty:
-        return "# This run vs the paper\n\n_No model of this run is mapped to a published model._\n"
+COMPARISON_TITLE = "This run vs the paper"
+COMPARISON_NOTE = "Percent (GELO as a ratio); difference = this run - published."
+NO_COMPARISON = "No model of this run is mapped to a published model."
+
+
+def comparison_display(comparison: pd.DataFrame) -> pd.DataFrame:
+    """The comparison as printed: 2 decimals (GELO 3), signed differences, ``n/a`` where missing."""
     frame = comparison.copy()
     is_gelo = frame.metric == "gelo"
     for column in ("run", "paper", "difference"):
@@ -194,12 +199,24 @@ def comparison_markdown(comparison: pd.DataFrame) -> str:
             "n/a" if math.isnan(v) else f"{v:{sign}.{3 if g else 2}f}" for v, g in zip(frame[column], is_gelo)
         ]
     frame["dataset"] = frame["dataset"].replace({SUMMARY_DATASET: "Avg."})
+    return frame
+
+
+def comparison_markdown(comparison: pd.DataFrame) -> str:
+    if comparison.empty:
+        return f"# {COMPARISON_TITLE}\n\n_{NO_COMPARISON}_\n"
     align = ["left"] * 6 + ["right"] * 3
-    return (
-        "# This run vs the paper\n\nPercent (GELO as a ratio); difference = this run - published.\n\n"
-        + frame.to_markdown(index=False, disable_numparse=True, colalign=align)
-        + "\n"
-    )
+    table = comparison_display(comparison).to_markdown(index=False, disable_numparse=True, colalign=align)
+    return f"# {COMPARISON_TITLE}\n\n{COMPARISON_NOTE}\n\n{table}\n"
+
+
+def comparison_html(comparison: pd.DataFrame) -> str:
+    """An HTML fragment of the comparison (what ``snakemake --report`` shows)."""
+    head = f"<p><strong>{COMPARISON_TITLE}</strong></p>\n"
+    if comparison.empty:
+        return head + f"<p><em>{NO_COMPARISON}</em></p>\n"
+    table = comparison_display(comparison).to_html(index=False, border=0, classes="overspec-table")
+    return head + f"<p>{html.escape(COMPARISON_NOTE)}</p>\n{table}\n"
 
 
 def write_paper_comparison(
@@ -210,7 +227,7 @@ def write_paper_comparison(
     dataset_map: Mapping[str, str] | None = None,
     paper: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
-    """Write ``paper_comparison.csv`` (exact floats) and ``paper_comparison.md`` into ``out_dir``."""
+    """Write ``paper_comparison.csv`` (exact floats), ``.md`` and ``.html`` into ``out_dir``."""
     paper = load_paper_tables() if paper is None else paper
     comparison = compare_with_paper(metrics, paper, model_map, dataset_map)
     csv_frame = comparison.copy()
@@ -220,4 +237,5 @@ def write_paper_comparison(
     return {
         "csv": write_text_file(out / "paper_comparison.csv", csv_frame.to_csv(index=False, lineterminator="\n")),
         "md": write_text_file(out / "paper_comparison.md", comparison_markdown(comparison)),
+        "html": write_text_file(out / "paper_comparison.html", comparison_html(comparison)),
     }

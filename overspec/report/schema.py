@@ -8,6 +8,7 @@ an untouched baseline; ``n`` is the number of test samples (may be empty).
 from __future__ import annotations
 
 import math
+import os
 
 import pandas as pd
 
@@ -54,6 +55,21 @@ def check_metrics(metrics: pd.DataFrame, source: str = "the metrics table") -> p
             "a model name must identify one trained model."
         )
     return frame.reset_index(drop=True)
+
+
+def read_metrics(path: str | os.PathLike) -> pd.DataFrame:
+    """``metrics.csv`` as ``write_long_tables`` wrote it, checked; labels stay text (a dataset named
+    ``NA`` is not a missing value), empty ``value``/``n`` cells are missing."""
+    try:
+        frame = pd.read_csv(
+            path,
+            dtype={column: str for column in METRICS_COLUMNS[:6]},
+            keep_default_na=False,
+            na_values={"value": [""], "n": [""]},
+        )
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise UserError(f"Cannot read the metrics table {path} ({error}); rerun the aggregate_tables step.") from None
+    return check_metrics(frame, source=str(path))
 
 
 def model_sort_key(adaptation: str, backbone: str, model: str) -> tuple:

@@ -134,7 +134,7 @@ def write_paper_tables(
     datasets_by_protocol: Mapping[str, Sequence[str]] | None = None,
     collapse: Sequence[str] = ("mad",),
 ) -> dict[str, Path]:
-    """Write ``table_{zeroshot,linear_probe,biometrics,gelo}.{csv,md,tex}`` (always all twelve).
+    """Write ``table_{zeroshot,linear_probe,biometrics,gelo}.{csv,md,tex,html}`` (always all sixteen).
 
     A table with no results still gets its files, saying so, so a workflow's outputs are fixed.
     """
@@ -153,4 +153,5 @@ def write_paper_tables(
         written[f"{name}_tex"] = write_text_file(
             stem.with_suffix(".tex"), f"% {table.title}\n" + table.to_latex(with_ci=with_ci)
         )
+        written[f"{name}_html"] = write_text_file(stem.with_suffix(".html"), table.to_html(with_ci=with_ci))
     return written

@@ -1,0 +1,14 @@
+"""Rule plot_figures: every figure of the study, as PNG and SVG."""
+from pathlib import Path
+
+from overspec.jobs import job_log
+
+with job_log(snakemake.log[0]):
+    from overspec.provenance import provenance
+    from overspec.report.study_figures import write_study_figures
+
+    settings = {"curves": snakemake.params.curves, "training_logs": snakemake.params.train_logs}
+    write_study_figures(
+        snakemake.input.metrics, snakemake.input.gelo, Path(snakemake.output.png[0]).parent, **settings,
+        provenance=provenance(snakemake.rule, dict(snakemake.input), settings, snakemake.params.code, None),
+    )

@@ -1,0 +1,11 @@
+"""Rule summarize_study: results/summary.md, the run's findings on one page."""
+from overspec.jobs import job_log
+
+with job_log(snakemake.log[0]):
+    from overspec.provenance import provenance
+    from overspec.report.study import write_study_summary
+
+    write_study_summary(
+        snakemake.input.metrics, snakemake.input.gelo, snakemake.output.summary,
+        provenance=provenance(snakemake.rule, dict(snakemake.input), {}, snakemake.params.code, None),
+    )
