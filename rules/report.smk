@@ -171,6 +171,7 @@ rule summarize_study:
     output:
         summary=report("results/summary.md", caption=f"{REPORT_CAPTIONS}/summary.rst", category="Summary"),
     params:
+        interpolated=models_where(made_by="interpolate_model"),  # WiSE-FT models: not findings of their own
         code=code("summarize_study"),
     log:
         "logs/summarize_study/summarize_study.log",

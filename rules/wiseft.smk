@@ -20,6 +20,8 @@ rule interpolate_model:
         model=alternatives(models_where(made_by="interpolate_model")),
     params:
         alpha=lambda w: MODELS[w.model]["alpha"],
+        base=lambda w: MODELS[w.model]["base"],
+        finetune=lambda w: MODELS[w.model]["finetune"],
         code=code("interpolate_model"),
     log:
         "logs/interpolate_model/{model}.log",

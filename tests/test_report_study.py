@@ -140,6 +140,21 @@ def test_summary_from_the_files_of_a_paper_run(tmp_path):
     assert read_json(sidecar_path(summary))["provenance"] == {"rule": "summarize_study"}
 
 
+def test_summary_leaves_out_excluded_models(tmp_path):
+    """A WiSE-FT interpolation carries its fine-tune's adaptation; excluded, it changes no finding."""
+    paths, _ = paper_run(tmp_path)
+    plain = write_study_summary(paths["metrics_csv"], paths["gelo_csv"], tmp_path / "plain.md").read_text()
+    for key in ("metrics_csv", "gelo_csv"):
+        frame = pd.read_csv(paths[key])
+        clone = frame[frame.model == "clip-vit-b16-fr"].assign(model="clip-vit-b16-fr-wise050")
+        clone.loc[:, "value" if "value" in clone else "gelo"] = 0.01  # would flip FR-vs-MAD/PAD if counted
+        pd.concat([frame, clone]).to_csv(tmp_path / f"with_wise_{key}.csv", index=False)
+    with_wise = write_study_summary(tmp_path / "with_wise_metrics_csv.csv", tmp_path / "with_wise_gelo_csv.csv",
+                                    tmp_path / "with_wise.md", exclude_models=["clip-vit-b16-fr-wise050"])
+    assert with_wise.read_text() == plain
+    assert "wise050" not in with_wise.read_text()
+
+
 def test_backbone_order_small_to_large_then_unknown_by_name():
     order = backbone_order(["ViT-L/14", "zeta", "ViT-B/16", "alpha", "ViT-L/14"])
     assert order == ["ViT-B/16", "ViT-L/14", "alpha", "zeta"]

@@ -76,6 +76,12 @@ def test_missing_models_are_not_tested():
     assert capacity.verdict == SUPPORTED and capacity.total == 4
 
 
+def test_baselines_only_test_nothing():
+    only_baselines = gelo({("fr", "ViT-B/16", "zeroshot"): 0.7})
+    only_baselines = only_baselines[only_baselines.adaptation == "none"]
+    assert [f.verdict for f in findings(only_baselines)] == [NOT_TESTED] * 3
+
+
 def test_controlled_head_pairs_are_counted():
     values = dict(PAPER_LIKE)
     values[("fr-binary", "ViT-B/16", "zeroshot")] = 0.60  # same task, binary head, forgets MORE

@@ -127,5 +127,8 @@ def test_write_wiseft_files(tmp_path):
     first = {k: p.read_bytes() for k, p in out.items()}
     write_wiseft(tmp_path / "metrics.csv", tmp_path / "gelo.csv", {"ft": FR_CURVE}, out, min_gelo=0.95)
     assert {k: p.read_bytes() for k, p in out.items()} == first  # byte-stable
+    write_wiseft(tmp_path / "metrics.csv", tmp_path / "gelo.csv", {"ft": FR_CURVE}, out, min_gelo=0.995)
+    assert "Chosen alpha: 0.00 (base: FR Acc. 60.00%, ZS GELO 1.000, LP GELO 1.000): no alpha above 0 keeps GELO >= 0.995" \
+        in out["md"].read_text()
     write_wiseft(tmp_path / "metrics.csv", tmp_path / "gelo.csv", {"ft": FR_CURVE}, out, min_gelo=1.5)
     assert "No alpha keeps GELO >= 1.5 under both protocols." in out["md"].read_text()

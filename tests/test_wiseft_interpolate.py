@@ -99,6 +99,10 @@ def test_card_records_both_parents_and_alpha(parents, tmp_path):
     assert card["wiseft"]["alpha"] == 0.25 and card["method"] == "wiseft" and card["name"] == "tiny-ft-wise025"
     assert card["wiseft"]["base_model"] == {"name": "tiny-base", "sha256": sha256_file(parents["base"])}
     assert card["wiseft"]["finetuned_model"] == {"name": "tiny-ft", "sha256": sha256_file(parents["ft"])}
+    named = interpolate_model(parents["base"], parents["ft"], 0.25, out, base_name="b", finetuned_name="f",
+                              base_digest=sha256_file(parents["base"]), finetuned_digest="2" * 64)  # digest files'
+    assert named["wiseft"]["base_model"] == {"name": "b", "sha256": sha256_file(parents["base"])}
+    assert named["wiseft"]["finetuned_model"] == {"name": "f", "sha256": "2" * 64}
     assert card["head"]["type"] == "binary" and card["preprocessing"] == read_card(parents["ft"])["preprocessing"]
 
 

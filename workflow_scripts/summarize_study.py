@@ -7,5 +7,6 @@ with job_log(snakemake.log[0]):
 
     write_study_summary(
         snakemake.input.metrics, snakemake.input.gelo, snakemake.output.summary,
+        exclude_models=snakemake.params.interpolated,
         provenance=provenance(snakemake.rule, dict(snakemake.input), {}, snakemake.params.code, None),
     )

@@ -160,7 +160,8 @@ def curve_markdown(table: pd.DataFrame, min_gelo: float) -> str:
             row = chosen.iloc[0]
             verdict = (f"Chosen alpha: {row.alpha:.2f} ({row.model}: {label} {_fixed(row.biometric, 100, 2)}%, "
                        + ", ".join(f"{PROTOCOL_SHORT[p]} GELO {_fixed(row[f'gelo_{p}'])}" for p in GELO_PROTOCOLS)
-                       + ").")
+                       + ")" + (f": no alpha above 0 keeps GELO >= {min_gelo:g} under both protocols." if row.alpha == 0
+                                else "."))
         align = ["right", "left"] + ["right"] * (frame.shape[1] - 2)
         parts += [f"## {finetune} ({curve.task.iloc[0].upper()})\n",
                   frame.to_markdown(index=False, disable_numparse=True, colalign=align) + "\n", verdict + "\n"]
@@ -171,7 +172,7 @@ def plot_curves(table: pd.DataFrame, out_stem: str | os.PathLike, min_gelo: floa
     """One panel per fine-tune: its biometric score (y) against each protocol's GELO (x), alphas marked."""
     finetunes = sorted(set(table.finetune))
     with rc_context(STYLE):
-        fig = Figure(figsize=(max(4.2, 3.8 * len(finetunes)), 3.6))
+        fig = Figure(figsize=(max(4.2, 3.8 * len(finetunes)), 3.6), layout="constrained")
         if not finetunes:
             ax = fig.add_subplot()
             ax.set_axis_off()

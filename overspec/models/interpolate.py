@@ -49,11 +49,13 @@ def interpolate_state(base: Mapping[str, torch.Tensor], finetuned: Mapping[str, 
 
 def interpolate_model(base_path: str | Path, finetuned_path: str | Path, alpha: float, out_path: str | Path, *,
                       base_digest: str | None = None, finetuned_digest: str | None = None,
+                      base_name: str | None = None, finetuned_name: str | None = None,
                       card_extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write the model at `alpha` between two model files; returns its card.
 
     The card is the fine-tune's (architecture, preprocessing, head) with `wiseft` recording alpha and
-    both parents' names and sha256 (`*_digest` when the caller already has them, else hashed here).
+    both parents' names (`*_name`, else the names in their cards) and sha256 (`*_digest` when the
+    caller already has them, else hashed here).
     """
     base, finetuned = load_model(base_path), load_model(finetuned_path)
     if base.arch != finetuned.arch:
@@ -70,8 +72,8 @@ def interpolate_model(base_path: str | Path, finetuned_path: str | Path, alpha: 
     card["method"] = "wiseft"
     card["wiseft"] = {
         "alpha": float(alpha),
-        "base_model": {"name": base.card.get("name"), "sha256": base_sha},
-        "finetuned_model": {"name": finetuned.card.get("name"),
+        "base_model": {"name": base_name or base.card.get("name"), "sha256": base_sha},
+        "finetuned_model": {"name": finetuned_name or finetuned.card.get("name"),
                             "sha256": finetuned_digest or sha256_file(finetuned_path)},
         "rule": "theta_base + alpha * (theta_ft - theta_base) on every weight; head.* from the fine-tune",
     }

@@ -109,9 +109,15 @@ def write_study_summary(
     gelo_csv: str | os.PathLike,
     out_path: str | os.PathLike,
     *,
+    exclude_models: Iterable[str] = (),
     provenance: Mapping[str, Any] | None = None,
 ) -> Path:
-    """``summary.md``: headline GELO, biometric gains and the three findings (``report.summary``)."""
-    path = write_summary(read_metrics(metrics_csv), read_gelo(gelo_csv), out_path)
+    """``summary.md``: headline GELO, biometric gains and the three findings (``report.summary``).
+
+    ``exclude_models`` (the WiSE-FT interpolations) are left out: they carry their fine-tune's
+    adaptation name, so the findings would count them as fine-tunes of their own."""
+    excluded = set(exclude_models)
+    metrics, gelo = read_metrics(metrics_csv), read_gelo(gelo_csv)
+    path = write_summary(metrics[~metrics.model.isin(excluded)], gelo[~gelo.model.isin(excluded)], out_path)
     write_sidecars([path], provenance)
     return path

@@ -138,7 +138,9 @@ def _tuned(gelo: pd.DataFrame, info: Mapping[str, Adaptation]) -> pd.DataFrame:
     tuned = gelo[gelo.adaptation != BASELINE].copy()
     tuned["task"] = tuned.adaptation.map(lambda a: info[a].task)
     tuned["head_kind"] = tuned.adaptation.map(lambda a: info[a].head)
-    tuned["primary"] = tuned.adaptation.map(lambda a: info[a].primary)
+    # astype(bool): with no fine-tune the mapped column is an empty object Series, and indexing a
+    # frame with that selects columns (none) instead of rows
+    tuned["primary"] = tuned.adaptation.map(lambda a: info[a].primary).astype(bool)
     return tuned
 
 
@@ -150,7 +152,7 @@ def task_complexity_finding(gelo: pd.DataFrame, info: Mapping[str, Adaptation]) 
         NOT_TESTED,
     )
     tuned = _tuned(gelo, info)
-    native = tuned[tuned.primary & (tuned.head_kind == tuned.task.map(NATIVE_HEAD))]
+    native = tuned[(tuned.primary & (tuned.head_kind == tuned.task.map(NATIVE_HEAD))).astype(bool)]
     for (protocol, backbone), rows in _groups(native):
         fr = rows[rows.task == "fr"]
         for other in ("mad", "pad"):
