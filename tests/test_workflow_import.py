@@ -44,7 +44,8 @@ def test_published_checkpoint_is_imported_and_scores_with_its_head(tmp_path):
     work = tmp_path / "work"
     result = snakemake(work, config=path)
     assert executed_jobs(result) == {"prepare_biometric_world": 1, "import_published_model": 1, "digest_model": 1,
-                                     "eval_attack_detection": 1, "aggregate_tables": 1, "all": 1}
+                                     "eval_attack_detection": 1, "aggregate_tables": 1, "paper_tables": 1,
+                                     "plot_figures": 1, "summarize_study": 1, "audit_manifest": 1, "all": 1}
     mad = json.loads((work / "results" / "biometrics" / "madation-toy" / "mad" / "toy_mad.json").read_text())
     assert mad["scoring"]["method"] == "head" and mad["scoring"]["head"]["type"] == "binary"
     assert set(mad["subsets"]) == {"landmark", "pixel", "gan"}
