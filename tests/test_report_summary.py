@@ -133,6 +133,18 @@ def test_biometric_gains_use_direction_of_each_metric():
     assert fr.fine_tuned == pytest.approx(95.594)
 
 
+def test_mad_gain_is_the_average_of_the_morph_sets_not_of_the_average_too():
+    rows = []
+    for model, adaptation, eers in (("clip-s", "none", (0.5, 0.4, 0.3)), ("clip-s-mad", "mad", (0.2, 0.1, 0.3))):
+        for subset, eer in zip(("gan", "landmark", "pixel"), eers):
+            rows.append((model, "toy-S", adaptation, "mad", subset, "eer", eer, 60))
+        rows.append((model, "toy-S", adaptation, "mad", "average", "eer", sum(eers) / 3, 60))
+    metrics = pd.DataFrame(rows, columns=["model", "backbone", "adaptation", "protocol", "dataset", "metric", "value", "n"])
+    gain = biometric_gains(metrics, describe_adaptations(metrics.adaptation)).iloc[0]
+    assert gain.benchmark == "mean of 3 sets"
+    assert (gain.fine_tuned, gain.baseline_value, gain.gain_pp) == pytest.approx((20.0, 40.0, 20.0))
+
+
 def test_summary_page_on_published_numbers_and_on_a_partial_run(tmp_path):
     metrics = paper_as_metrics(load_paper_tables())
     table = gelo_table(metrics)
