@@ -32,7 +32,7 @@ from overspec.provenance import read_json, write_sidecar
 from overspec.report.figures import STYLE, save_figure
 from overspec.report.names import GELO_PROTOCOLS, PROTOCOL_LABELS, dataset_label, dataset_sort_key
 from overspec.report.schema import model_sort_key
-from overspec.report.tables import format_float, write_text_file
+from overspec.report.tables import float_csv, write_text_file
 
 DRIFT_COLUMNS = ("model", "backbone", "adaptation", "baseline", "dataset", "cka", "n",
                  "delta_top1_zeroshot", "delta_top1_linear_probe")
@@ -110,13 +110,6 @@ def drift_correlation(drift: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(CORRELATION_COLUMNS))
 
 
-def _csv(frame: pd.DataFrame, floats: Sequence[str]) -> str:
-    frame = frame.copy()
-    for column in floats:
-        frame[column] = frame[column].map(format_float)
-    return frame.to_csv(index=False, lineterminator="\n")
-
-
 def drift_markdown(drift: pd.DataFrame, correlation: pd.DataFrame) -> str:
     parts = ["# Representation drift (linear CKA with the baseline, test features)\n",
              ("CKA 1: the same features up to rotation and scale; near 0: unrelated. Delta: the model's top-1 minus "
@@ -181,8 +174,8 @@ def run_drift(pairs: Mapping[str, str], models: Mapping[str, Mapping[str, Any]],
     drift = drift_table(pairs, models, datasets, embeddings, result_paths)
     correlation = drift_correlation(drift)
     written = [
-        write_text_file(outputs["table"], _csv(drift, ("cka", "delta_top1_zeroshot", "delta_top1_linear_probe"))),
-        write_text_file(outputs["correlation"], _csv(correlation, CORRELATION_COLUMNS[2:])),
+        write_text_file(outputs["table"], float_csv(drift, ("cka", "delta_top1_zeroshot", "delta_top1_linear_probe"))),
+        write_text_file(outputs["correlation"], float_csv(correlation, CORRELATION_COLUMNS[2:])),
         write_text_file(outputs["markdown"], drift_markdown(drift, correlation)),
     ]
     png, svg = Path(outputs["png"]), Path(outputs["svg"])

@@ -32,7 +32,7 @@ from overspec.evaluate.general import PREDICTION_COLUMNS
 from overspec.provenance import read_json, sha256_file, write_sidecar
 from overspec.report.names import GELO_PROTOCOLS, dataset_sort_key, protocol_sort_key
 from overspec.report.schema import model_sort_key, sort_metrics
-from overspec.report.tables import format_float, write_text_file
+from overspec.report.tables import float_csv, write_text_file
 
 DIFFERENCE_COLUMNS = ("model", "backbone", "adaptation", "baseline", "protocol", "dataset", "metric", "primary_metric",
                       "model_value", "baseline_value", "difference", "ci_low", "ci_high", "p_value", "significant",
@@ -148,10 +148,7 @@ def significance_tables(result_paths: Iterable[str | os.PathLike], pairs: Mappin
 
 
 def significance_csv(table: pd.DataFrame) -> str:
-    frame = table.copy()
-    for column in set(_FLOATS) & set(frame.columns):
-        frame[column] = frame[column].map(format_float)
-    return frame.to_csv(index=False, lineterminator="\n")
+    return float_csv(table, [column for column in _FLOATS if column in table.columns])
 
 
 def significance_markdown(differences: pd.DataFrame, gelo: pd.DataFrame, *, resamples: int, seed: int,

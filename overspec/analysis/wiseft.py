@@ -30,7 +30,7 @@ from overspec.report.gelo import read_gelo
 from overspec.report.names import GELO_PROTOCOLS, PROTOCOL_LABELS, PROTOCOL_SHORT, lower_is_better, metric_label
 from overspec.report.schema import ci_rows, read_metrics
 from overspec.report.study import write_sidecars
-from overspec.report.tables import format_float, write_text_file
+from overspec.report.tables import float_csv, write_text_file
 
 # Per task, the (protocol, metric) candidates in order of preference: the first one every model of
 # the curve has is used.
@@ -120,11 +120,7 @@ def curve_table(metrics: pd.DataFrame, gelo: pd.DataFrame, curves: Mapping[str, 
 
 
 def curve_csv(table: pd.DataFrame) -> str:
-    frame = table.copy()
-    for column in CURVE_COLUMNS[6:12]:
-        frame[column] = frame[column].map(format_float)
-    frame["alpha"] = frame["alpha"].map(format_float)
-    return frame.to_csv(index=False, lineterminator="\n")
+    return float_csv(table, ["alpha", *CURVE_COLUMNS[6:12]])
 
 
 def _label(protocol: str, metric: str) -> str:

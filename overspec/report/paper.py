@@ -31,7 +31,7 @@ from overspec.report.names import (
     protocol_sort_key,
 )
 from overspec.report.schema import check_metrics
-from overspec.report.tables import format_float, write_text_file
+from overspec.report.tables import float_csv, write_text_file
 
 PAPER_COLUMNS = ("table", "approach", "arch", "protocol", "dataset", "metric", "value")
 # The paper's approaches and the adaptation each stands for in this package's vocabulary.
@@ -230,12 +230,9 @@ def write_paper_comparison(
     """Write ``paper_comparison.csv`` (exact floats), ``.md`` and ``.html`` into ``out_dir``."""
     paper = load_paper_tables() if paper is None else paper
     comparison = compare_with_paper(metrics, paper, model_map, dataset_map)
-    csv_frame = comparison.copy()
-    for column in ("run", "paper", "difference"):
-        csv_frame[column] = csv_frame[column].map(format_float)
     out = Path(out_dir)
     return {
-        "csv": write_text_file(out / "paper_comparison.csv", csv_frame.to_csv(index=False, lineterminator="\n")),
+        "csv": write_text_file(out / "paper_comparison.csv", float_csv(comparison, ("run", "paper", "difference"))),
         "md": write_text_file(out / "paper_comparison.md", comparison_markdown(comparison)),
         "html": write_text_file(out / "paper_comparison.html", comparison_html(comparison)),
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -33,6 +33,14 @@ def write_text_file(path: str | os.PathLike, text: str) -> Path:
 def format_float(value: float) -> str:
     """Exact and stable: the shortest repr that round-trips; empty for NaN."""
     return "" if value is None or pd.isna(value) else repr(float(value))
+
+
+def float_csv(frame: pd.DataFrame, floats: Iterable[str]) -> str:
+    """``frame`` as CSV text with the ``floats`` columns written exactly (``format_float``)."""
+    frame = frame.copy()
+    for column in floats:
+        frame[column] = frame[column].map(format_float)
+    return frame.to_csv(index=False, lineterminator="\n")
 
 
 def metrics_csv(metrics: pd.DataFrame) -> str:
