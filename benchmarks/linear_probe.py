@@ -16,6 +16,7 @@ output. ``--threads N`` pins torch and the BLAS under numpy/scikit-learn to the 
 
     python benchmarks/linear_probe.py            # full CIFAR-100 shape (~30-40 minutes on 2 cores)
     python benchmarks/linear_probe.py --quick    # small smoke run (~1 minute)
+    python benchmarks/linear_probe.py --device cuda --skip-sklearn   # overspec alone on a GPU
 
 Prints readable lines, then one JSON object on the last line.
 """
@@ -104,6 +105,8 @@ def main():
     parser.add_argument("--tol", type=float, default=1e-6)
     parser.add_argument("--max-iter", type=int, default=1000)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--skip-sklearn", action="store_true",
+                        help="time overspec alone (twice: the second run is warm), e.g. on a GPU machine")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch and for numpy/scikit-learn BLAS alike (default: library defaults)")
     args = parser.parse_args()
@@ -131,6 +134,16 @@ def main():
           f"{counter.evaluations} evaluations ({counter.exact} in float64), "
           f"best C {result.best_c:.4g}, test top-1 {acc_overspec:.4f}")
 
+    if args.skip_sklearn:
+        again, t_after = run_overspec()
+        identical = bool(np.array_equal(again.test_logits, result.test_logits))
+        print(f"overspec again: {t_after:.1f} s ({'identical' if identical else 'DIFFERENT'} output)")
+        print(json.dumps({"benchmark": "linear_probe", "shape": shape, "device": args.device,
+                          "overspec_seconds_runs": [round(t_before, 2), round(t_after, 2)],
+                          "overspec_repeat_identical": identical, "overspec_best_c": result.best_c,
+                          "overspec_test_top1": acc_overspec, "overspec_iterations": counter.iterations // 2,
+                          "val_curve": result.val_curve}, sort_keys=True))
+        return
     mean = train[0].astype(np.float64).mean(0)
     std = train[0].astype(np.float64).std(0)
     std[np.ptp(train[0], axis=0) == 0] = 1.0  # the probe's rule for constant features

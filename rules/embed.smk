@@ -12,6 +12,9 @@ rule embed_images:
         text="results/text/{model}/{dataset}.h5",
     params:
         batch_size=EVAL["embed_batch_size"],
+        precision=EVAL["embed_precision"],
+        compile=EVAL["embed_compile"],
+        decode_jpeg_on_gpu=EVAL["embed_decode_jpeg_on_gpu"],
         code=code("embed_images"),
     log:
         "logs/embed_images/{model}/{dataset}.log",

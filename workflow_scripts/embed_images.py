@@ -11,11 +11,11 @@ with job_log(snakemake.log[0]):
     from overspec.embed.text import embed_classnames
     from overspec.provenance import provenance, read_digest
 
-    record = provenance(snakemake.rule, dict(snakemake.input), {"batch_size": snakemake.params.batch_size},
-                        snakemake.params.code, None, device_info["kind"],
-                        known_digests={"model": read_digest(snakemake.input.digest)})
+    settings = {"batch_size": snakemake.params.batch_size, "precision": snakemake.params.precision,
+                "compile": snakemake.params.compile, "decode_on_device": snakemake.params.decode_jpeg_on_gpu}
+    record = provenance(snakemake.rule, dict(snakemake.input), settings, snakemake.params.code, None,
+                        device_info["kind"], known_digests={"model": read_digest(snakemake.input.digest)})
     embed_dataset(snakemake.input.model, snakemake.input.manifest, snakemake.output.h5, device=device,
-                  batch_size=snakemake.params.batch_size, num_workers=max(0, snakemake.threads - 1),
-                  provenance=record)
+                  num_workers=max(0, snakemake.threads - 1), provenance=record, **settings)
     embed_classnames(snakemake.input.model, snakemake.input.manifest, snakemake.output.text, device=device,
                      provenance=record)

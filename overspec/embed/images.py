@@ -77,7 +77,8 @@ def embed_dataset(model_path: str | Path, manifest_path: str | Path, out_path: s
     loaded = load_model(model_path, device=device)
     resolved = resolve_precision(precision, torch.device(device))
     digest = source_digest(model=sha256_file(model_path), manifest=sha256_file(manifest_path), precision=resolved,
-                           device_type=torch.device(device).type, compile=bool(compile))
+                           device_type=torch.device(device).type, compile=bool(compile),
+                           decode_on_device=bool(decode_on_device))
     file_attrs = {"dataset": manifest["dataset"],
                   "preprocessing": json.dumps(loaded.card["preprocessing"], sort_keys=True),
                   "provenance": json.dumps(provenance or {}, sort_keys=True)}
