@@ -66,7 +66,7 @@ def check_references(config: dict[str, Any]) -> None:
     """Names that must exist elsewhere: backbones, open_clip architectures, registry datasets, recipes
     (with a head for the model's task), a baseline to fine-tune from, training data, biometric files."""
     from overspec.data.registry import dataset_names
-    from overspec.models.factory import known_architectures
+    from overspec.models.architectures import known_architectures
 
     backbones = config["backbones"]
     archs = set(known_architectures())

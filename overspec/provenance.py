@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import platform
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -86,6 +87,19 @@ def _overspec_imports(source: str) -> set[str]:
     return names
 
 
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@lru_cache(maxsize=1024)
+def _imports_of(path: Path, mtime_ns: int, size: int) -> frozenset[str]:
+    """A module's overspec imports, parsed once per version of the file (every rule's code digest
+    walks the same modules when Snakemake parses the workflow)."""
+    del mtime_ns, size  # part of the cache key only
+    return frozenset(_overspec_imports(path.read_text()))
+
+
 def _module_file(name: str, importer: Path | None) -> Path | None:
     if name.startswith("."):
         if importer is None:
@@ -120,7 +134,7 @@ def imported_module_files(script: str | os.PathLike) -> list[Path]:
                 init = PACKAGE_ROOT / parent / "__init__.py"
                 if init.is_file() and init not in seen:
                     stack.append(init)
-        for name in _overspec_imports(path.read_text()):
+        for name in _imports_of(path, *_stamp(path)):
             found = _module_file(name, path if path.is_relative_to(PACKAGE_ROOT) else None)
             if found is not None:
                 stack.append(found.resolve())

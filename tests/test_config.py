@@ -91,3 +91,20 @@ def test_snakemake_stops_before_any_rule_with_the_sentence(tmp_path):
     assert result.returncode != 0
     assert "Unknown config key 'models.clip-toy-s.adaptaton'" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_parsing_the_workflow_imports_neither_torch_nor_open_clip(tmp_path):
+    """Every Snakemake start parses the workflow (controllers, dry runs, each SLURM job): it must not
+    pay the seconds of importing torch and open_clip, which only the jobs that run models need."""
+    import subprocess
+    import sys
+
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(default_config()))
+    probe = ("import runpy, sys\n"
+             f"sys.argv = ['snakemake', '-n', '-q', '-s', {str(ROOT / 'Snakefile')!r}, '-d', {str(tmp_path)!r}, "
+             f"'--configfile', {str(tmp_path / 'config.yaml')!r}]\n"
+             "try:\n    runpy.run_module('snakemake', run_name='__main__')\nexcept SystemExit as done:\n"
+             "    assert not done.code, done.code\n"
+             "print('LOADED', [m for m in ('torch', 'open_clip', 'torchvision') if m in sys.modules])\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert "LOADED []" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import open_clip
 import torch
 
 from overspec.errors import UserError
+from overspec.models.architectures import MODEL_CONFIG_DIR
 
-MODEL_CONFIG_DIR = Path(__file__).resolve().parent.parent / "data" / "model_configs"
 open_clip.add_model_config(MODEL_CONFIG_DIR)
-
-
-def known_architectures() -> list[str]:
-    return open_clip.list_models()
 
 
 def architecture_config(arch: str) -> dict[str, Any]:

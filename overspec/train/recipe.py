@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from overspec.errors import UserError
-from overspec.models.heads import HeadConfig
-from overspec.models.lora import LoRAConfig
+from overspec.models.head_config import HeadConfig
+from overspec.models.lora_config import LoRAConfig
 from overspec.train.schedule import ScheduleConfig
 
 TASKS = ("fr", "mad", "pad")
