@@ -18,13 +18,10 @@ Scores: higher = more bona fide (e.g. the probability of "bona fide"); labels 1 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from overspec.data.biometric.attack_lists import check_same_bona_fide, image_batches
 from overspec.errors import UserError
@@ -39,6 +36,9 @@ from overspec.metrics import (
     equal_error_rate,
     hter_at_oracle_threshold,
 )
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 
 def _split_scores(frame: pd.DataFrame, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -213,6 +213,11 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, c: float = 1.0, seed: in
     labels = np.asarray(labels).astype(int)
     if set(np.unique(labels)) != {0, 1}:
         raise UserError("The attack-detection training list needs both bona fide and attack samples.")
+    # Imported here: the FR jobs import this module too and never fit a probe (sklearn costs ~1 s).
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     probe = make_pipeline(
         StandardScaler(),
         LogisticRegression(C=c, class_weight="balanced", max_iter=5000, random_state=seed),
