@@ -10,9 +10,9 @@ import logging
 import sys
 
 import numpy as np
-import open_clip
 import pytest
 import torch
+from _model_fixtures import Killed, kill_encoder_after, tiny_vit
 from PIL import Image
 
 from overspec.data.readers import ArraySplit, FileListSplit, SubsetSplit
@@ -35,7 +35,7 @@ from overspec.embed.pil_resize import pil_resize
 from overspec.embed.progress import progress_bar
 from overspec.embed.store import read_embeddings
 from overspec.errors import UserError
-from overspec.models.factory import create_model, preprocessing_of
+from overspec.models.factory import preprocessing_of
 from overspec.provenance import sha256_file
 
 ARCH = "test-embed-vit-40"
@@ -44,15 +44,8 @@ ARCH = "test-embed-vit-40"
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """A one-layer ViT at 40 pixels: small images are upscaled and cropped, as CIFAR is to 224."""
-    config = tmp_path_factory.mktemp("arch") / f"{ARCH}.json"
-    config.write_text(json.dumps({
-        "embed_dim": 16,
-        "vision_cfg": {"image_size": 40, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
-        "text_cfg": {"context_length": 8, "vocab_size": 49408, "width": 16, "heads": 1, "layers": 1},
-    }))
-    open_clip.add_model_config(config)
     torch.set_num_threads(1)
-    return create_model(ARCH, seed=0).eval()
+    return tiny_vit(tmp_path_factory.mktemp("arch"), ARCH, image_size=40, layers=1, width=32, embed_dim=16)
 
 
 def array_split(n: int, shape=(20, 28, 3), seed: int = 0, prefix: str = "s") -> ArraySplit:
@@ -192,26 +185,14 @@ def test_same_bytes_for_any_batch_size_and_with_workers(model, tmp_path):
     assert np.array_equal(a, c)
 
 
-class Killed(Exception):
-    pass
-
-
 def test_killed_job_resumes_from_its_last_chunk_with_identical_bytes(model, tmp_path, monkeypatch):
     monkeypatch.setattr(encoder_module, "CPU_FORWARD_ROWS", 4)  # batches of 4 images, chunks of 8
     monkeypatch.setattr(images_module, "CHUNK_ROWS", 8)
     readers = {"train": array_split(23), "val": array_split(17, seed=1), "test": array_split(9, seed=2)}
     embed(model, readers, tmp_path / "whole.h5", batch_size=4)
 
-    seen: list[int] = []
     real_call = ImageEncoder.__call__
-
-    def dies_in_val(self, pixels):
-        if sum(seen) >= 23 + 12:  # the job is killed inside the val split
-            raise Killed()
-        seen.append(len(pixels))
-        return real_call(self, pixels)
-
-    monkeypatch.setattr(ImageEncoder, "__call__", dies_in_val)
+    seen = kill_encoder_after(monkeypatch, 23 + 12)  # the job is killed inside the val split
     out = tmp_path / "out.h5"
     with pytest.raises(Killed):
         embed(model, readers, out, batch_size=4)

@@ -5,13 +5,12 @@ kill and resume, torch.compile, and the linear probe on the GPU."""
 
 from __future__ import annotations
 
-import json
 import logging
 
 import numpy as np
-import open_clip
 import pytest
 import torch
+from _model_fixtures import Killed, kill_encoder_after, tiny_vit
 from PIL import Image
 
 from overspec.data.readers import ArraySplit, FileListSplit
@@ -23,7 +22,7 @@ from overspec.embed.partial import PartialStore
 from overspec.embed.pil_resize import pil_resize
 from overspec.embed.store import read_embeddings
 from overspec.evaluate.linear_probe import fit_linear_probe
-from overspec.models.factory import create_model, preprocessing_of
+from overspec.models.factory import preprocessing_of
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
@@ -33,14 +32,8 @@ ARCH = "test-gpu-vit-48"
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """A two-layer ViT at 48 pixels (small images are upscaled, as CIFAR is to 224)."""
-    config = tmp_path_factory.mktemp("arch") / f"{ARCH}.json"
-    config.write_text(json.dumps({
-        "embed_dim": 32,
-        "vision_cfg": {"image_size": 48, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
-        "text_cfg": {"context_length": 8, "vocab_size": 49408, "width": 16, "heads": 1, "layers": 1},
-    }))
-    open_clip.add_model_config(config)
-    return create_model(ARCH, seed=0).eval()
+    return tiny_vit(tmp_path_factory.mktemp("arch"), ARCH, image_size=48, layers=2, width=64, embed_dim=32,
+                    head_width=32)
 
 
 def images(n: int, shape=(32, 32, 3), seed: int = 0) -> np.ndarray:
@@ -139,26 +132,14 @@ def test_a_real_cuda_out_of_memory_halves_the_batch(model, tmp_path, caplog):
     assert relative_error(small["test"], plain["test"]) < 1e-3
 
 
-class Killed(Exception):
-    pass
-
-
 def test_killed_gpu_job_resumes_with_the_same_rows(model, tmp_path, monkeypatch):
     """The GPU loop copies features back asynchronously (one batch in flight): a kill must not lose
     or misplace rows of the batches whose copies were still pending."""
     monkeypatch.setattr(images_module, "CHUNK_ROWS", 16)
     readers = {"train": ArraySplit(images(100), [f"a/{i}" for i in range(100)], [0] * 100)}
     whole = embed(model, readers, tmp_path / "whole.h5", "cuda", batch_size=8, precision="fp32")
-    calls = []
     real_call = ImageEncoder.__call__
-
-    def dies(self, pixels):
-        if len(calls) == 7:
-            raise Killed()
-        calls.append(len(pixels))
-        return real_call(self, pixels)
-
-    monkeypatch.setattr(ImageEncoder, "__call__", dies)
+    kill_encoder_after(monkeypatch, 7 * 8)  # killed at the eighth batch
     out = tmp_path / "out.h5"
     with pytest.raises(Killed):
         embed(model, readers, out, "cuda", batch_size=8, precision="fp32")
