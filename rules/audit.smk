@@ -16,5 +16,7 @@ rule audit_manifest:
     resources:
         mem_mb=1000,
         runtime=60,
+    conda:
+        "../envs/overspec.yaml"
     script:
         "../workflow_scripts/audit_manifest.py"
