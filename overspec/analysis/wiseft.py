@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from overspec.errors import UserError
 from overspec.report.figures import MARKERS, PALETTE, STYLE, save_figure
 from overspec.report.gelo import read_gelo
-from overspec.report.names import GELO_PROTOCOLS, PROTOCOL_LABELS, PROTOCOL_SHORT, lower_is_better, metric_label
+from overspec.report.names import AVERAGE_DATASET, GELO_PROTOCOLS, PROTOCOL_LABELS, PROTOCOL_SHORT, lower_is_better, metric_label
 from overspec.report.schema import ci_rows, read_metrics
 from overspec.report.study import write_sidecars
 from overspec.report.tables import float_csv, write_text_file
@@ -39,7 +39,6 @@ TASK_METRICS = {
     "mad": (("mad", "eer"),),
     "pad": (("pad", "hter"), ("pad", "auc")),
 }
-AVERAGE = "average"  # MAD's mean-over-subsets rows; the mean is recomputed from the subsets
 CURVE_COLUMNS = ("finetune", "task", "alpha", "model", "protocol", "metric", "biometric", "gelo_zeroshot",
                  "gelo_linear_probe", "gain_kept", "zeroshot_loss_recovered", "linear_probe_loss_recovered",
                  "chosen")
@@ -47,7 +46,7 @@ CURVE_COLUMNS = ("finetune", "task", "alpha", "model", "protocol", "metric", "bi
 
 def biometric_scores(metrics: pd.DataFrame, protocol: str, metric: str) -> dict[str, float]:
     """Per model, the mean of `metric` over the benchmarks (datasets) of `protocol`."""
-    rows = metrics[(metrics.protocol == protocol) & (metrics.metric == metric) & (metrics.dataset != AVERAGE)
+    rows = metrics[(metrics.protocol == protocol) & (metrics.metric == metric) & (metrics.dataset != AVERAGE_DATASET)  # recomputed from the subsets
                    & ~ci_rows(metrics)]
     return {model: math.fsum(group.value) / len(group) for model, group in rows.groupby("model", sort=True)}
 

@@ -9,6 +9,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from overspec.provenance import read_json
+from overspec.report.names import AVERAGE_DATASET
 from overspec.report.schema import METRICS_COLUMNS
 from overspec.report.tables import write_long_tables
 
@@ -60,9 +61,9 @@ def biometric_rows(result: Mapping[str, Any], model: Mapping[str, Any]) -> list[
             rows += [row("mad", subset, _operating_point("apcer", "bpcer", p["target"]), p["apcer"], n)
                      for p in metrics["apcer_at_bpcer"]]
         mean, n_all = result["mean_over_subsets"], sum(r["n"] for r in rows if r["metric"] == "eer")
-        rows += [row("mad", "average", "eer", mean["d_eer"], n_all), row("mad", "average", "auc", mean["auc"], n_all)]
-        rows += [row("mad", "average", _operating_point("bpcer", "apcer", t), v, n_all) for t, v in mean["bpcer_at_apcer"].items()]
-        rows += [row("mad", "average", _operating_point("apcer", "bpcer", t), v, n_all) for t, v in mean["apcer_at_bpcer"].items()]
+        rows += [row("mad", AVERAGE_DATASET, "eer", mean["d_eer"], n_all), row("mad", AVERAGE_DATASET, "auc", mean["auc"], n_all)]
+        rows += [row("mad", AVERAGE_DATASET, _operating_point("bpcer", "apcer", t), v, n_all) for t, v in mean["bpcer_at_apcer"].items()]
+        rows += [row("mad", AVERAGE_DATASET, _operating_point("apcer", "bpcer", t), v, n_all) for t, v in mean["apcer_at_bpcer"].items()]
         return rows
     if task == "pad":
         n = result["n_videos"]

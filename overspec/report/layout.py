@@ -17,6 +17,7 @@ import pandas as pd
 
 from overspec.report.gelo import PRIMARY, gelo_table
 from overspec.report.names import (
+    AVERAGE_DATASET,
     BASELINE,
     BIOMETRIC_PROTOCOLS,
     PROTOCOL_LABELS,
@@ -253,7 +254,7 @@ def _biometric_columns(frame: pd.DataFrame, protocol: str) -> list[tuple[str, st
                 continue
             if len(metrics) == 1:
                 header = dataset_label(dataset)
-            elif len(datasets) == 1 and dataset == "average":
+            elif len(datasets) == 1 and dataset == AVERAGE_DATASET:
                 header = metric_label(metric)
             else:
                 header = f"{dataset_label(dataset)} {metric_label(metric)}"
@@ -276,7 +277,7 @@ def biometric_table(
     frame = check_metrics(metrics)
     for protocol in collapse:
         frame = add_dataset_average(frame, protocol)
-        averaged = (frame.protocol == protocol) & (frame.dataset == "average")
+        averaged = (frame.protocol == protocol) & (frame.dataset == AVERAGE_DATASET)
         if averaged.any():
             frame = frame[~((frame.protocol == protocol) & ~averaged)]
     protocols = sorted(protocols, key=protocol_sort_key)

@@ -29,6 +29,7 @@ PROTOCOL_LABELS = {
 PROTOCOL_SHORT = {"zeroshot": "ZS", "linear_probe": "LP"}
 
 # The paper's column order (Tables A and B), then its biometric benchmarks (Table C).
+AVERAGE_DATASET = "average"  # the row of a protocol's mean over its datasets (MAD, as the papers print it)
 DATASET_LABELS = {
     "food101": "Food101",
     "cifar10": "CIFAR10",
@@ -52,7 +53,7 @@ DATASET_LABELS = {
     "ijbb": "IJB-B",
     "ijbc": "IJB-C",
     "celeba_spoof": "CA",
-    "average": "Avg.",
+    AVERAGE_DATASET: "Avg.",
 }
 DATASET_ORDER = {name: rank for rank, name in enumerate(DATASET_LABELS)}
 

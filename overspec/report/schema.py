@@ -13,7 +13,7 @@ import os
 import pandas as pd
 
 from overspec.errors import UserError
-from overspec.report.names import BASELINE, canonical_metric, dataset_sort_key, metric_sort_key, protocol_sort_key
+from overspec.report.names import AVERAGE_DATASET, BASELINE, canonical_metric, dataset_sort_key, metric_sort_key, protocol_sort_key
 
 METRICS_COLUMNS = ("model", "backbone", "adaptation", "protocol", "dataset", "metric", "value", "n")
 KEY_COLUMNS = ("model", "protocol", "dataset", "metric")
@@ -124,7 +124,7 @@ def ci_rows(frame: pd.DataFrame) -> pd.Series:
     return frame["metric"].map(is_ci_metric).astype(bool)
 
 
-def add_dataset_average(frame: pd.DataFrame, protocol: str, name: str = "average") -> pd.DataFrame:
+def add_dataset_average(frame: pd.DataFrame, protocol: str, name: str = AVERAGE_DATASET) -> pd.DataFrame:
     """Append, per model and metric of ``protocol``, the mean over its datasets as dataset ``name``.
 
     This is how the paper reports MAD (the mean of each metric over the test sets). A model

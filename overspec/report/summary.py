@@ -29,6 +29,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from overspec.report.names import (
+    AVERAGE_DATASET,
     BASELINE,
     GELO_PROTOCOLS,
     PROTOCOL_LABELS,
@@ -284,8 +285,8 @@ def biometric_gains(metrics: pd.DataFrame, info: Mapping[str, Adaptation]) -> pd
                 if not paired:
                     continue
                 groups = [(f"mean of {len(paired)} sets" if len(paired) > 1 else dataset_label(paired[0]), paired)]
-                if "average" in paired and len(paired) > 1:  # MAD: the per-method rows and their average
-                    groups = [(f"mean of {len(paired) - 1} sets", ["average"])]
+                if AVERAGE_DATASET in paired and len(paired) > 1:  # MAD: the per-method rows and their average
+                    groups = [(f"mean of {len(paired) - 1} sets", [AVERAGE_DATASET])]
                 if protocol in ("ijb", "pad"):
                     groups = [(dataset_label(d), [d]) for d in paired]
                 for benchmark, chosen in groups:
