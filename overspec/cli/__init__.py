@@ -7,8 +7,8 @@ import sys
 from overspec.errors import UserError
 
 COMMANDS = {
-    "datasets": ("overspec.datasets_cli", "list the dataset registry and what is present under a data root"),
-    "audit": ("overspec.audit_cli", "write, verify (--verify) or reproduce (--reproduce N) the study's audit manifest"),
+    "datasets": ("overspec.cli.datasets", "list the dataset registry and what is present under a data root"),
+    "audit": ("overspec.cli.audit", "write, verify (--verify) or reproduce (--reproduce N) the study's audit manifest"),
 }
 
 
