@@ -84,14 +84,17 @@ def test_forward_flops_match_the_hand_count():
 
 def test_an_architecture_without_a_measured_rate_names_the_rate_it_was_extrapolated_from():
     measured = rate_for("ViT-B-16", "embed_images", "h200")
-    assert measured.basis == "measured" and measured.images_per_s == 6185 and "RAW OUTPUT LOST" in measured.origin
+    assert measured.basis == "measured" and measured.images_per_s == 6185
+    assert "RAW OUTPUT LOST" in load_rates()[measured.rows[0]]["source"]  # said wherever the rate is listed
     rate = rate_for("ViT-B-32", "embed_images", "h200")  # no row: nearest in FLOPs is ViT-B-16
-    assert rate.basis == "extrapolated"
+    assert rate.basis == "extrapolated" and rate.rows == (("ViT-B-16", "embed_images", "h200"),)
     assert rate.images_per_s == pytest.approx(6185 * forward_gflops("ViT-B-16") / forward_gflops("ViT-B-32"))
-    assert rate.origin.startswith("extrapolated from ViT-B-16 (6,185 images/s, measured:") and "forward FLOPs" in rate.origin
+    assert rate.origin.startswith("extrapolated from ViT-B-16 (6,185 images/s, measured, table row ViT-B-16 "
+                                  "embed_images h200) by the ratio of forward FLOPs")
     finetune = rate_for("ViT-L-14-quickgelu", "finetune_model", "h200")  # derived from an extrapolated rate
     assert finetune.basis == "derived" and finetune.images_per_s == pytest.approx(1756 * 0.333)
-    assert "derived from embed_images x 0.333" in finetune.origin and "extrapolated from ViT-L-14" in finetune.origin
+    assert finetune.origin.startswith("embed_images x 0.333, where embed_images is extrapolated from ViT-L-14")
+    assert finetune.rows == (("*", "finetune_model", "h200"), ("ViT-L-14", "embed_images", "h200"))
     with pytest.raises(UserError, match="no rate for rule embed_images on tpu"):
         rate_for("ViT-B-16", "embed_images", "tpu")
 
@@ -135,4 +138,4 @@ def test_the_command_prints_rules_totals_and_where_each_rate_comes_from(tmp_path
     out = capsys.readouterr().out
     assert "406 jobs" in out and "finetune_model" in out and "GPU-hours" in out
     lines = [line for line in out.splitlines() if "embed_images ViT-B-32-quickgelu on h200" in line]
-    assert len(lines) == 1 and "[extrapolated]" in lines[0] and "extrapolated from ViT-B-16 (6,185 images/s" in lines[0]
+    assert len(lines) == 1 and "[extrapolated] extrapolated from ViT-B-16 (6,185 images/s" in lines[0]

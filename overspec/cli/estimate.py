@@ -15,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from overspec.estimate.plan import dry_run, study_config
+from overspec.estimate.rates import ANY, RATES_CSV, load_rates
 from overspec.estimate.schedule import CPU, JobCost, cost_jobs, wall_seconds
 
 
@@ -80,14 +81,42 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def rate_lines(costs: list[JobCost]) -> list[str]:
+    """One line per distinct rate used (arch shown where the rate depends on it)."""
     seen: dict[tuple[str, str, str], JobCost] = {}
     for cost in costs:
-        seen.setdefault((cost.arch, cost.job.rule, cost.device), cost)
+        arch = cost.arch if any(row[0] != ANY for row in cost.rate.rows) else ANY
+        seen.setdefault((cost.job.rule, arch, cost.device), cost)
     lines = []
-    for (arch, rule, device), cost in sorted(seen.items(), key=lambda item: (item[1].rate.basis, item[0])):
+    for (rule, arch, device), cost in sorted(seen.items(), key=lambda item: (item[0][2] == CPU, item[0])):
         speed = f"{cost.rate.images_per_s:,.4g} images/s" if cost.rate.images_per_s else "per job"
-        lines.append(f"  [{cost.rate.basis}] {rule} {arch} on {device}: {speed} + {cost.rate.startup_s:g} s "
-                     f"start-up; {cost.rate.origin}")
+        lines.append(f"  {rule} {arch} on {device}: {speed} + {cost.rate.startup_s:g} s start-up "
+                     f"[{cost.rate.basis}] {cost.rate.origin}")
+    return lines
+
+
+def source_lines(costs: list[JobCost], table: dict) -> list[str]:
+    """The rates table's rows behind those rates, each once, with its source, command and date."""
+    keys = sorted({key for cost in costs for key in cost.rate.rows})
+    lines = []
+    for key in keys:
+        row = table[key]
+        how = "; ".join(part for part in (row["command"] and f"`{row['command']}`", row["date"]) if part)
+        lines.append(f"  {' '.join(key)} [{row['basis']}]: {row['source']}" + (f" ({how})" if how else ""))
+    return lines
+
+
+def size_lines(costs: list[JobCost]) -> list[str]:
+    """Fine-tunes one by one (they dominate); other rules as totals with where the sizes come from."""
+    lines, by_rule = [], defaultdict(list)
+    for cost in costs:
+        if cost.work.images:
+            by_rule[cost.job.rule].append(cost)
+    for rule, group in by_rule.items():
+        if rule == "finetune_model":
+            lines += [f"  {c.job.name}: {c.work.images:,} ({c.work.note})" for c in group]
+        else:
+            lines.append(f"  {rule}: {len(group)} jobs, {sum(c.work.images for c in group):,} in all "
+                         f"(e.g. {group[0].job.name}: {group[0].work.images:,}, {group[0].work.note})")
     return lines
 
 
@@ -98,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     jobs = dry_run(args.configfile, snakefile, args.directory)
     costs = cost_jobs(config, jobs, args.device)
     configs = " ".join(args.configfile) or "config.yaml"
-    print(f"{configs}: {len(jobs)} jobs (snakemake -n --forceall); GPU jobs at {args.device} rates, CPU jobs at "
-          f"the CPU rates; {args.gpus} GPU(s), {args.cores} CPU cores.\n")
+    where = (f"every job at the CPU rates on {args.cores} cores" if args.device == CPU else
+             f"GPU jobs at {args.device} rates on {args.gpus} GPU(s), CPU jobs at the CPU rates on {args.cores} cores")
+    print(f"{configs}: {len(jobs)} jobs (snakemake -n --forceall); {where}.\n")
     header = ["rule", "jobs", "device", "images", "job time", "GPU-hours", f"alone on {args.gpus} GPU(s)/{args.cores} cores",
               "longest job (its runtime resource)"]
     print(table(rule_rows(costs, args.gpus, args.cores), header))
@@ -109,13 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntotal: {duration(total)} of job time, {gpu_hours:,.1f} GPU-hours; wall time {duration(wall)} on "
           f"{args.gpus} GPU(s) and {args.cores} cores (the DAG's order kept, longest chain first; GPUs busy "
           f"{100 * gpu_hours * 3600 / max(wall * args.gpus, 1e-9):.0f}% of it)")
-    print("\nRates (measured: kept output behind it; derived: from another rule's rate by a stated factor; "
-          "extrapolated: from another architecture; assumed: a guess to replace with a measurement):")
+    print("\nRates used (derived: another rule's rate times a stated factor; extrapolated: from another "
+          "architecture by forward FLOPs):")
     print("\n".join(rate_lines(costs)))
+    print(f"\nBehind them, rows of overspec/{RATES_CSV} (measured: command and date; assumed: a guess to "
+          "replace with a measurement):")
+    print("\n".join(source_lines(costs, load_rates())))
     print("\nJob sizes (images through the model):")
-    seen = set()
-    for cost in costs:
-        if cost.work.images and (cost.job.rule, cost.work.note) not in seen:
-            seen.add((cost.job.rule, cost.work.note))
-            print(f"  {cost.job.name}: {cost.work.images:,} ({cost.work.note})")
+    print("\n".join(size_lines(costs)))
     return 0

@@ -26,6 +26,7 @@ class Rate:
     startup_s: float
     basis: str  # measured | assumed | derived | extrapolated
     origin: str  # one line: what this rate is and where it comes from
+    rows: tuple[tuple[str, str, str], ...] = ()  # the table rows (arch, rule, device) it rests on
 
     def seconds(self, images: int | None, gpus: int = 1) -> float:
         """A job's seconds; several GPUs (DDP) are assumed to scale linearly."""
@@ -75,10 +76,13 @@ def forward_gflops(arch: str) -> float:
     return 2 * (layers * per_block + tokens * 3 * patch**2 * width) / 1e9
 
 
+def _key(row: dict[str, str]) -> tuple[str, str, str]:
+    return row["arch"], row["rule"], row["device"]
+
+
 def _table_rate(row: dict[str, str]) -> Rate:
-    where = f"{row['source']}; {row['date']}" if row["date"] else row["source"]
     return Rate(_number(row["images_per_s"]), _number(row["startup_s"]) or 0.0, row["basis"],
-                f"{row['basis']}: {where}")
+                f"{row['basis']}, table row {' '.join(_key(row))}", (_key(row),))
 
 
 def rate_for(arch: str, rule: str, device: str, table: dict | None = None) -> Rate:
@@ -94,7 +98,7 @@ def rate_for(arch: str, rule: str, device: str, table: dict | None = None) -> Ra
         images_per_s = base.images_per_s * factor if base.images_per_s is not None else None
         startup = _number(row["startup_s"])
         return Rate(images_per_s, base.startup_s if startup is None else startup, "derived",
-                    f"derived from {row['from_rule']} x {factor:g} ({row['source']}), whose rate is {base.origin}")
+                    f"{row['from_rule']} x {factor:g}, where {row['from_rule']} is {base.origin}", (_key(row), *base.rows))
     if row is not None:
         return _table_rate(row)
     measured = [a for (a, r, d), found in table.items() if r == rule and d == device and a != ANY
@@ -111,4 +115,4 @@ def rate_for(arch: str, rule: str, device: str, table: dict | None = None) -> Ra
                 f"extrapolated from {nearest} ({base.images_per_s:,.4g} images/s, {base.origin}) by the ratio of "
                 f"forward FLOPs, {forward_gflops(nearest):.3g} / {mine:.3g} GFLOPs = {ratio:.3g}"
                 if base.images_per_s is not None else
-                f"extrapolated from {nearest} ({base.origin}): the same seconds per job")
+                f"extrapolated from {nearest} ({base.origin}): the same seconds per job", base.rows)
