@@ -130,15 +130,19 @@ def main(argv: list[str] | None = None) -> int:
     where = (f"every job at the CPU rates on {args.cores} cores" if args.device == CPU else
              f"GPU jobs at {args.device} rates on {args.gpus} GPU(s), CPU jobs at the CPU rates on {args.cores} cores")
     print(f"{configs}: {len(jobs)} jobs (snakemake -n --forceall); {where}.\n")
-    header = ["rule", "jobs", "device", "images", "job time", "GPU-hours", f"alone on {args.gpus} GPU(s)/{args.cores} cores",
-              "longest job (its runtime resource)"]
+    alone = f"alone on {args.cores} cores" if args.device == CPU else f"alone on {args.gpus} GPU(s)/{args.cores} cores"
+    header = ["rule", "jobs", "device", "images", "job time", "GPU-hours", alone, "longest job (its runtime resource)"]
     print(table(rule_rows(costs, args.gpus, args.cores), header))
     total = sum(c.seconds for c in costs)
     gpu_hours = sum(c.gpu_seconds for c in costs) / 3600
     wall = wall_seconds(costs, args.gpus, args.cores)
-    print(f"\ntotal: {duration(total)} of job time, {gpu_hours:,.1f} GPU-hours; wall time {duration(wall)} on "
-          f"{args.gpus} GPU(s) and {args.cores} cores (the DAG's order kept, longest chain first; GPUs busy "
-          f"{100 * gpu_hours * 3600 / max(wall * args.gpus, 1e-9):.0f}% of it)")
+    if args.device == CPU:
+        print(f"\ntotal: {duration(total)} of job time; wall time {duration(wall)} on {args.cores} cores "
+              "(the DAG's order kept, longest chain first)")
+    else:
+        print(f"\ntotal: {duration(total)} of job time, {gpu_hours:,.1f} GPU-hours; wall time {duration(wall)} on "
+              f"{args.gpus} GPU(s) and {args.cores} cores (the DAG's order kept, longest chain first; GPUs busy "
+              f"{100 * gpu_hours * 3600 / max(wall * args.gpus, 1e-9):.0f}% of it)")
     print("\nRates used (derived: another rule's rate times a stated factor; extrapolated: from another "
           "architecture by forward FLOPs):")
     print("\n".join(rate_lines(costs)))
