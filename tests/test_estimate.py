@@ -9,7 +9,7 @@ import yaml
 from overspec.errors import UserError
 from overspec.estimate.plan import PlannedJob, merge_config, parse_dry_run, study_config
 from overspec.estimate.rates import Rate, forward_gflops, load_rates, rate_for
-from overspec.estimate.schedule import JobCost, wall_seconds
+from overspec.estimate.schedule import JobCost, job_arch, wall_seconds
 from overspec.estimate.sizes import Work, job_work
 from workflow_helpers import ROOT
 
@@ -73,6 +73,14 @@ def test_job_sizes_follow_the_recipes_and_the_datasets():
     assert job_work(toy, "eval_ijb", {"model": "clip-toy-s", "benchmark": "toyijb"}).images is None
     with pytest.raises(UserError, match="has no size for dataset 'imagenet'"):
         job_work(paper, "embed_images", {"model": "clip-vit-b16", "dataset": "imagenet"})
+
+
+def test_wiseft_models_have_their_fine_tunes_architecture():
+    config = study_config([ROOT / "config.yaml", ROOT / "configs" / "wiseft.yaml"], ROOT)
+    job = PlannedJob("embed_images", 1, wildcards={"model": "clip-toy-m-mad-wise050", "dataset": "toy_digits"})
+    assert job_arch(config, job) == "toy-clip-m"
+    with pytest.raises(UserError, match="'clip-nope', which the config does not list"):
+        job_arch(config, PlannedJob("embed_images", 2, wildcards={"model": "clip-nope"}))
 
 
 def test_forward_flops_match_the_hand_count():

@@ -12,6 +12,7 @@ from typing import Any
 from overspec.estimate.plan import PlannedJob
 from overspec.estimate.rates import ANY, Rate, rate_for
 from overspec.estimate.sizes import Work, job_work
+from overspec.config import model_table
 from overspec.errors import UserError
 
 CPU = "cpu"
@@ -31,20 +32,22 @@ class JobCost:
         return self.seconds * self.job.gpus if self.device != CPU else 0.0
 
 
-def job_arch(config: dict[str, Any], job: PlannedJob) -> str:
+def job_arch(config: dict[str, Any], job: PlannedJob, table: dict[str, dict[str, Any]] | None = None) -> str:
+    """The architecture of the job's model (the workflow's model table: WiSE-FT models included)."""
     model = job.wildcards.get("model")
     if model is None:
         return ANY
-    if model not in config["models"]:
+    table = model_table(config) if table is None else table
+    if model not in table:
         raise UserError(f"The dry run planned model '{model}', which the config does not list.")
-    return config["backbones"][config["models"][model]["backbone"]]["arch"]
+    return table[model]["arch"]
 
 
 def cost_jobs(config: dict[str, Any], jobs: list[PlannedJob], gpu_device: str, table: dict | None = None) -> list[JobCost]:
     """Each job's seconds: GPU jobs (a `gpu` resource) at `gpu_device`'s rates, the others at the CPU's."""
-    costs = []
+    costs, models = [], model_table(config)
     for job in jobs:
-        arch = job_arch(config, job)
+        arch = job_arch(config, job, models)
         device = gpu_device if job.gpus else CPU
         work = job_work(config, job.rule, job.wildcards)
         rate = rate_for(arch, job.rule, device, table)
