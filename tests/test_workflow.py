@@ -147,7 +147,7 @@ def test_changing_a_recipe_reruns_that_models_jobs_only(study, tmp_path):
 # -- the report: tables, figures, summary, and `snakemake --report` ------------------------------
 
 # the tiny study's figures: five for every study, one score-curve figure per IJB / MAD / PAD benchmark
-FIGURES = ("gelo", "retention_heatmap", "retention_scatter", "capacity", "training_curves",
+FIGURES = ("tradeoff", "gelo", "retention_heatmap", "retention_scatter", "capacity", "training_curves",
            "ijb_toyijb", "mad_toy_mad", "pad_toy_pad")
 
 
