@@ -34,9 +34,10 @@ import open_clip
 import torch
 
 from overspec.errors import UserError
-from overspec.models.checkpoint import save_model
+from overspec.models.checkpoint import HEAD_PREFIX, read_card, save_model
 from overspec.models.architectures import is_transformers_source
-from overspec.models.factory import architecture_config, create_model, preprocessing_of, register_architecture
+from overspec.models.factory import (
+    architecture_config, architecture_of_card, create_model, preprocessing_of, register_architecture)
 from overspec.models.heads import HeadConfig, build_head, head_tensors
 from overspec.models.lora import lora_scaling
 from overspec.provenance import sha256_file
@@ -196,6 +197,16 @@ def convert_published_head(state: Mapping[str, torch.Tensor], config: HeadConfig
 # Sources
 
 
+def model_file_card(path: str) -> dict[str, Any] | None:
+    """The model card of an overspec model file, None for any other file."""
+    if not path.endswith(".safetensors") or not Path(path).is_file():
+        return None
+    try:
+        return read_card(path)
+    except UserError:
+        return None
+
+
 def _resolve_pretrained(source: str, arch: str) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
     """Download an open_clip tag or hf-hub checkpoint; returns (state, source card, pretrained cfg)."""
     from open_clip import pretrained as oc_pretrained
@@ -252,13 +263,19 @@ def import_model(
         raise UserError(f"Import layout '{layout}' is unknown: use one of {list(LAYOUTS)}.")
     source_str = str(source)
     hf = is_transformers_source(source_str)
+    own_card = model_file_card(source_str)  # an overspec model file (the baseline an adapter goes into)
+    tag_cfg: dict[str, Any] = {}
+    arch_card: dict[str, Any] = {}
+    if own_card is not None:
+        tag_cfg = own_card.get("preprocessing") or {}
+        if arch is None:
+            arch = architecture_of_card(own_card)
+            arch_card = {k: v for k, v in own_card["architecture"].items() if k != "open_clip_model"}
     if arch is not None:
         architecture_config(arch)  # unknown names stop here, before any download
     elif not hf:
         raise UserError(f"Checkpoint {source_str} is not a Hugging Face CLIP checkpoint, so its architecture cannot be "
                         "read from it: declare the backbone's arch.")
-    tag_cfg: dict[str, Any] = {}
-    arch_card: dict[str, Any] = {}
     if hf:
         from overspec.models.hf_clip import CUSTOM_ARCH_PREFIX, normalised, read_hf_checkpoint
 
@@ -273,7 +290,10 @@ def import_model(
         state, source_card, tag_cfg = converted.state, converted.card, converted.preprocessing
     elif Path(source_str).is_file():
         state = load_tensor_file(source_str)
-        source_card = {"kind": "file", "name": Path(source_str).name, "sha256": sha256_file(source_str)}
+        if own_card is not None:
+            state = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIX)}
+        source_card = {"kind": "overspec_model" if own_card else "file", "name": Path(source_str).name,
+                       "sha256": sha256_file(source_str)}
     elif source_str.startswith(("hf-hub:", "open_clip:")) or not Path(source_str).suffix:
         state, source_card, tag_cfg = _resolve_pretrained(source_str, arch)
     else:
