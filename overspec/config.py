@@ -236,12 +236,8 @@ def import_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
         if key in settings and not settings[key].startswith(TRANSFORMERS_PREFIX):
             settings[key] = under(config.get("data_root", "data"), settings[key])
     if "checkpoint" not in settings:
-        settings["checkpoint"] = model_file(baseline_of(config, model["backbone"]))
+        settings["checkpoint"] = f"results/models/{baseline_of(config, model['backbone'])}/model.safetensors"
     return settings
-
-
-def model_file(name: str) -> str:
-    return f"results/models/{name}/model.safetensors"
 
 
 def import_base(config: dict[str, Any], model: dict[str, Any]) -> str | None:
