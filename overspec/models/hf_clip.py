@@ -81,8 +81,8 @@ class Target:
     part: int | None = None  # 0, 1, 2: the q, k or v rows of a packed in_proj tensor
     transpose: bool = False
 
-    def add(self, state: dict[str, torch.Tensor], value: torch.Tensor, where: str, replace: bool = False) -> None:
-        """Write (replace) or add `value` (in HF's orientation) into `state`, checking the shape."""
+    def add(self, state: dict[str, torch.Tensor], value: torch.Tensor, where: str) -> None:
+        """Add `value` (in HF's orientation) to its place in `state`, checking the shape first."""
         if self.name not in state:
             raise UserError(f"{where} has no counterpart {self.name} in the base model; it was made for another base.")
         value = value.t() if self.transpose else value
@@ -96,10 +96,7 @@ class Target:
         if tensor.shape != value.shape:
             raise UserError(f"{where} has shape {tuple(value.shape)}, the base's {self.name} has "
                             f"{tuple(tensor.shape)}; it was made for another base.")
-        if replace:
-            tensor.copy_(value)
-        else:
-            tensor.add_(value.to(tensor.dtype))
+        tensor.add_(value.to(tensor.dtype))
 
 
 def open_clip_target(hf_name: str) -> Target | None:
