@@ -49,11 +49,13 @@ def save_hf_clip(folder: Path, shape: dict, act: str = "gelu", seed: int = 0):
     return model
 
 
-def peft_lora(model, folder: Path, targets=ATTENTION_AND_MLP, rslora: bool = True, r: int = 4, alpha: float = 8.0, seed: int = 3):
+def peft_lora(model, folder: Path, targets=ATTENTION_AND_MLP, rslora: bool = True, r: int = 4, alpha: float = 8.0, seed: int = 3,
+              **options):
     """Wrap `model` with a PEFT LoRA, give every factor random values (B starts at zero) and save it."""
     from peft import LoraConfig, get_peft_model
 
-    wrapped = get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, use_rslora=rslora, target_modules=list(targets)))
+    config = LoraConfig(r=r, lora_alpha=alpha, use_rslora=rslora, target_modules=list(targets), **options)
+    wrapped = get_peft_model(model, config)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in wrapped.named_parameters():

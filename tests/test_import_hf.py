@@ -92,14 +92,17 @@ def test_hub_id_from_the_local_cache_offline(tmp_path, monkeypatch):
         import_model("transformers:someone/absent", None, tmp_path / "n.safetensors")
 
 
-@pytest.mark.parametrize("rslora", [True, False])
-def test_peft_adapter_merge_equals_merge_and_unload(tmp_path, rslora):
+@pytest.mark.parametrize(("rslora", "patterns"), [(True, {}), (False, {}),
+                                                  (True, {"rank_pattern": {"fc1": 2}, "alpha_pattern": {"q_proj": 16}})])
+def test_peft_adapter_merge_equals_merge_and_unload(tmp_path, rslora, patterns):
     base = save_hf_clip(tmp_path / "hf", ODD_SHAPE, "quick_gelu")
     targets = ATTENTION_AND_MLP + ["visual_projection", "text_projection"]
-    merged = peft_lora(hf_clip(ODD_SHAPE, "quick_gelu"), tmp_path / "lora", targets, rslora=rslora).merge_and_unload().eval()
+    wrapped = peft_lora(hf_clip(ODD_SHAPE, "quick_gelu"), tmp_path / "lora", targets, rslora=rslora, **patterns)
+    merged = wrapped.merge_and_unload().eval()
     card = import_model(tmp_path / "hf", None, tmp_path / "m.safetensors", adapter=tmp_path / "lora")
     adapter = card["adapter"]
-    assert adapter["r"] == [4] and adapter["alpha"] == [8.0] and adapter["use_rslora"] is rslora
+    assert adapter["r"] == ([2, 4] if patterns else [4]) and adapter["alpha"] == ([8.0, 16.0] if patterns else [8.0])
+    assert adapter["use_rslora"] is rslora
     assert adapter["target_modules"] == sorted(targets) and adapter["modules_merged"] == 2 * 2 * 6 + 2
     assert card["lora_merged"] is True and len(adapter["sha256"]) == 64
     images, tokens = probe_inputs(get_tokenizer(card["architecture"]["open_clip_model"]))
@@ -223,3 +226,16 @@ def test_card_of_an_imported_custom_architecture_rebuilds_in_a_fresh_process(tmp
             f"m = load_model({str(tmp_path / 'm.safetensors')!r}); print(m.arch, get_tokenizer(m.arch)(['a']).shape[1])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == [arch, "16"]
+
+
+def test_folder_digest_follows_its_files_not_its_place(tmp_path):
+    """Provenance records a checkpoint folder by the names and digests of its files."""
+    import shutil
+
+    from overspec.provenance import sha256_path
+
+    save_hf_clip(tmp_path / "a", ODD_SHAPE)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    assert sha256_path(tmp_path / "a") == sha256_path(tmp_path / "b")
+    (tmp_path / "b" / "config.json").rename(tmp_path / "b" / "config2.json")
+    assert sha256_path(tmp_path / "a") != sha256_path(tmp_path / "b")
