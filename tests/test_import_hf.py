@@ -42,7 +42,7 @@ def test_hf_checkpoint_gives_transformers_features(tmp_path, act):
     arch = card["architecture"]["open_clip_model"]
     assert arch.startswith("hf-clip-") and card["architecture"]["model_config"]["quick_gelu"] == (act == "quick_gelu")
     assert card["import_layout"] == "transformers" and card["source"]["config"]["projection_dim"] == 24
-    assert set(card["source"]["files"]) == {"model.safetensors"}
+    assert set(card["source"]["files"]) == {"model.safetensors"} and card["source"]["id"] == "hf"
     images, tokens = probe_inputs(get_tokenizer(arch))
     want = hf_features(reference, images, tokens)
     assert _max_difference(_overspec_features(tmp_path / "model.safetensors", images, tokens), want) <= TOL

@@ -277,7 +277,9 @@ def read_hf_checkpoint(source: str | Path) -> HFCheckpoint:
     model_cfg = open_clip_config(config)
     state, digests = read_weights(folder)
     converted = convert_state(state, str(folder))
-    card = {"kind": "transformers", "id": str(source), "files": digests,
+    # a hub id as given; a folder by its name only, so moving the study does not change the model file
+    name = str(source) if str(source).startswith(TRANSFORMERS_PREFIX) else Path(source).name
+    card = {"kind": "transformers", "id": name, "files": digests,
             "config_sha256": hashlib.sha256((folder / "config.json").read_bytes()).hexdigest(),
             "config": json.loads((folder / "config.json").read_text())}
     return HFCheckpoint(converted, model_cfg, architecture_name(model_cfg), preprocessing_overrides(folder), card)
