@@ -1,16 +1,14 @@
 """Fine-tune the image encoder of an open_clip model for FR, MAD or PAD (the published recipes).
 
-One code path for a single process and for torchrun (DDP; NCCL on GPUs, gloo on CPU):
-- every rank seeds identically, so LoRA and head initialise identically;
-- the global batch of each step is a fixed slice of a seeded permutation of the data, and rank k
-  takes every world_size-th sample of it, so DDP's gradient average equals the single-process
-  gradient of the same global batch;
-- augmentation draws from a generator seeded by (seed, epoch, sample index), so a sample is
-  augmented the same way whatever the number of ranks or workers.
+One code path for a single process and for torchrun (DDP; NCCL on GPUs, gloo on CPU): every rank
+seeds identically, so LoRA and head initialise identically, and the batches come from a batch
+source (`overspec.train.batches`: the real data path, or on-device tensors for a benchmark) whose
+sampling and augmentation do not depend on the number of ranks or workers.
 
 The embedding fed to the head is `F.normalize(model.encode_image(x))`. AdamW with separate
 learning rates for encoder and head, the published schedule (warm-up, cosine with warm restarts),
-gradient clipping of encoder and head separately, autocast (bf16/fp16) on GPU only.
+gradient clipping of encoder and head separately, autocast (bf16/fp16) on GPU only, fused AdamW
+kernels on GPU.
 
 Rank 0 writes the per-step CSV log and then the model file: LoRA merged into the weights, the
 head as `head.*` tensors, and a card with architecture, preprocessing, base digest, recipe,
@@ -30,16 +28,13 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
-import open_clip
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms
 from tqdm import tqdm
 
 from overspec.data.train_sets import TrainSet, open_train_set
@@ -49,6 +44,7 @@ from overspec.models.factory import preprocessing_of
 from overspec.models.heads import MarginHead, build_head, head_tensors
 from overspec.models.lora import apply_lora, lora_parameters, merge_lora
 from overspec.provenance import atomic_path, sha256_file
+from overspec.train.batches import BatchPlan, BatchSource, LoaderBatches, build_transform
 from overspec.train.ddp import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
 from overspec.train.recipe import FinetuneConfig
 from overspec.train.schedule import lr_at
@@ -57,82 +53,10 @@ LOG_COLUMNS = ("step", "epoch", "loss", "lr_encoder", "lr_head", "grad_norm", "g
 
 
 # ---------------------------------------------------------------------------------------------
-# Data
-
-
-def build_transform(preprocessing: dict[str, Any], config: FinetuneConfig) -> transforms.Compose:
-    """Model preprocessing (resize as the card says) with the recipe's augmentation before ToTensor."""
-    size = preprocessing["size"]
-    base = open_clip.image_transform(
-        tuple(size), is_train=False, mean=tuple(preprocessing["mean"]), std=tuple(preprocessing["std"]),
-        resize_mode=preprocessing.get("resize_mode", "shortest"),
-        interpolation=preprocessing.get("interpolation", "bicubic"),
-    ).transforms
-    to_tensor = next(i for i, t in enumerate(base) if isinstance(t, transforms.ToTensor))
-    augment: list = []
-    if config.augment.rand_augment:
-        augment.append(transforms.RandAugment(config.augment.rand_augment_ops, config.augment.rand_augment_magnitude))
-    if config.augment.hflip:
-        augment.append(transforms.RandomHorizontalFlip(0.5))
-    return transforms.Compose(base[:to_tensor] + augment + base[to_tensor:])
-
-
-class _SeededView(Dataset):
-    """Items are (epoch, index) keys; each sample is transformed under its own seeded RNG."""
-
-    def __init__(self, train_set: TrainSet, transform, seed: int) -> None:
-        self.train_set, self.transform, self.seed = train_set, transform, seed
-
-    def __len__(self) -> int:
-        return len(self.train_set)
-
-    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
-        epoch, index = key
-        image, label = self.train_set[index]
-        with torch.random.fork_rng(devices=[]):
-            # the CPU generator only: torch.manual_seed would also queue a (slow, stack-capturing) CUDA seed
-            torch.default_generator.manual_seed(hash_seed(self.seed, epoch, index))
-            return self.transform(image), label
-
-
-def hash_seed(*parts: int) -> int:
-    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") & ((1 << 63) - 1)
-
-
-def global_batches(labels: np.ndarray, config: FinetuneConfig, steps: int, steps_per_epoch: int) -> Iterator[tuple[int, list[int]]]:
-    """(epoch, global batch indices) for each step: a seeded permutation per epoch, last partial batch dropped."""
-    n = len(labels)
-    counts = np.bincount(labels)
-    weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.float64)
-    for step in range(steps):
-        epoch, within = divmod(step, steps_per_epoch)
-        if within == 0:
-            gen = torch.Generator().manual_seed(hash_seed(config.seed, epoch, 0xDA7A))
-            order = (torch.multinomial(weights, n, replacement=True, generator=gen) if config.balanced_sampling
-                     else torch.randperm(n, generator=gen))
-        yield epoch, order[within * config.batch_size:(within + 1) * config.batch_size].tolist()
-
-
-class _LocalBatches:
-    """This rank's share of every global batch, as (epoch, index) keys for `_SeededView` (made lazily)."""
-
-    def __init__(self, labels: np.ndarray, config: FinetuneConfig, steps: int, steps_per_epoch: int,
-                 ctx: DistContext) -> None:
-        self.args, self.steps, self.ctx = (labels, config, steps, steps_per_epoch), steps, ctx
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def __iter__(self):
-        for epoch, indices in global_batches(*self.args):
-            yield [(epoch, i) for i in indices[self.ctx.rank::self.ctx.world_size]]
-
-
-# ---------------------------------------------------------------------------------------------
 # Model
 
 
-class _Student(nn.Module):
+class Student(nn.Module):
     """Image encoder + head, the only part that trains (and the only part DDP wraps)."""
 
     def __init__(self, visual: nn.Module, head: nn.Module) -> None:
@@ -166,7 +90,27 @@ def _prepare_encoder(model: nn.Module, config: FinetuneConfig) -> list[nn.Parame
     return params
 
 
-def _autocast(config: FinetuneConfig, device: torch.device):
+def build_student(model: nn.Module, config: FinetuneConfig, num_classes: int,
+                  device: torch.device) -> tuple[Student, list[nn.Parameter]]:
+    """The recipe's trainable part of `model` (LoRA or full encoder, plus head) on `device`, in
+    training mode, and the encoder parameters it trains. Seed torch first for a reproducible start."""
+    encoder_params = _prepare_encoder(model, config)
+    head = build_head(config.head, int(model.visual.output_dim), num_classes)
+    student = Student(model.visual, head).to(device)
+    model.train()
+    return student, encoder_params
+
+
+def make_optimizer(config: FinetuneConfig, encoder_params: Sequence[nn.Parameter], head: nn.Module,
+                   device: torch.device) -> torch.optim.AdamW:
+    """AdamW with the recipe's two learning rates; on a GPU its fused kernels (one launch per step)."""
+    return torch.optim.AdamW(
+        [{"params": list(encoder_params), "lr": config.lr_encoder}, {"params": list(head.parameters()), "lr": config.lr_head}],
+        betas=config.betas, weight_decay=config.weight_decay, fused=device.type == "cuda" or None,
+    )
+
+
+def autocast_for(config: FinetuneConfig, device: torch.device):
     if device.type != "cuda" or config.precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast("cuda", dtype=torch.bfloat16 if config.precision == "bf16" else torch.float16)
@@ -204,18 +148,22 @@ def finetune(
     num_workers: int = 0,
     card_extra: dict[str, Any] | None = None,
     progress: bool = True,
+    batches: BatchSource | None = None,
 ) -> dict[str, Any]:
-    """Run one fine-tune; rank 0 writes the log and the model file and returns the card (other ranks: {})."""
+    """Run one fine-tune; rank 0 writes the log and the model file and returns the card (other ranks: {}).
+
+    `batches` replaces the data path (default: `LoaderBatches(num_workers)`, decoding in that many workers).
+    """
     ctx = init_distributed(device)
     try:
         return _finetune(config, Path(base_model_path), train_data, Path(out_path), Path(log_csv), ctx,
-                         num_workers, card_extra or {}, progress)
+                         batches or LoaderBatches(num_workers), card_extra or {}, progress)
     finally:
         shutdown(ctx)
 
 
 def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Path, log_csv: Path,
-              ctx: DistContext, num_workers: int, card_extra: dict[str, Any], progress: bool) -> dict[str, Any]:
+              ctx: DistContext, batches: BatchSource, card_extra: dict[str, Any], progress: bool) -> dict[str, Any]:
     if config.batch_size % ctx.world_size:
         raise UserError(f"batch_size={config.batch_size} is not divisible by the {ctx.world_size} processes; change one of them.")
     train_set = train_data if isinstance(train_data, TrainSet) else open_train_set(train_data)
@@ -226,24 +174,15 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
 
     torch.manual_seed(config.seed)  # identical LoRA / head initialisation on every rank
     text_before = frozen_digest(model)
-    encoder_params = _prepare_encoder(model, config)
-    embed_dim = int(model.visual.output_dim)
-    head = build_head(config.head, embed_dim, train_set.num_classes)
-    student = _Student(model.visual, head).to(ctx.device)
-    model.train()
+    student, encoder_params = build_student(model, config, train_set.num_classes, ctx.device)
+    head, embed_dim = student.head, int(model.visual.output_dim)
     trainer: nn.Module = student
     if ctx.distributed:
         trainer = DistributedDataParallel(student, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
 
-    optimizer = torch.optim.AdamW(
-        [{"params": encoder_params, "lr": config.lr_encoder}, {"params": list(head.parameters()), "lr": config.lr_head}],
-        betas=config.betas, weight_decay=config.weight_decay,
-    )
+    optimizer = make_optimizer(config, encoder_params, head, ctx.device)
     scaler = torch.amp.GradScaler("cuda", enabled=ctx.device.type == "cuda" and config.precision == "fp16")
-    loader = DataLoader(_SeededView(train_set, build_transform(preprocessing, config), config.seed),
-                        batch_sampler=_LocalBatches(train_set.labels, config, steps, steps_per_epoch, ctx),
-                        num_workers=num_workers,
-                        pin_memory=ctx.device.type == "cuda")
+    loader = batches(BatchPlan(train_set, build_transform(preprocessing, config), config, steps, steps_per_epoch, ctx))
 
     rows: list[dict[str, Any]] = []
     stopped_by = "budget"
@@ -258,7 +197,7 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
             group["lr"] = lr
         images = images.to(ctx.device, non_blocking=True)
         labels = labels.to(ctx.device, non_blocking=True)
-        with _autocast(config, ctx.device):
+        with autocast_for(config, ctx.device):
             embeddings, logits = trainer(images, labels)
         loss = head.loss(logits.float(), labels)
         with torch.no_grad():
