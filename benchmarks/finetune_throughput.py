@@ -45,7 +45,7 @@ from PIL import Image
 from overspec.config import finetune_recipe, load_yaml, recipe_resources
 from overspec.data.toy import faces
 from overspec.data.train_sets import RecordIOSet, write_insightface_recordio
-from overspec.models.checkpoint import save_model
+from overspec.models.checkpoint import load_model, save_model
 from overspec.models.factory import create_model, preprocessing_of
 from overspec.provenance import write_json
 from overspec.train.batches import BatchPlan, DeviceBatches, LoaderBatches, build_transform
@@ -119,16 +119,27 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _now() -> np.ndarray:
+    """(wall, this process's CPU) seconds. On a shared CPU the CPU time is the steadier measure of
+    compute; on a GPU the wall time is the measure and the CPU time is the host's share of a step."""
+    return np.array([time.perf_counter(), time.process_time()])
+
+
+def _per_step(seconds: np.ndarray, steps: int, batch_size: int) -> dict[str, float]:
+    wall, cpu = seconds / steps
+    return {"images_per_s": batch_size / wall, "ms_per_step": 1e3 * wall, "host_cpu_ms_per_step": 1e3 * cpu}
+
+
 class TimedBatches:
     """A batch source wrapper: when the loop asks for each batch, and how long it waited for it.
 
     The device is synchronised only where the timed window opens (after `warmup` steps) and closes
-    (the request after the last step), so the loop runs as it would; its own per-step host syncs
-    (the loss check) keep the host within one step of the device."""
+    (the request after the last step), so the loop runs as it would (it reads each step's figures
+    one step late, which keeps the host at most a step ahead of the device)."""
 
     def __init__(self, source, device: torch.device, warmup: int) -> None:
         self.source, self.device, self.warmup = source, device, warmup
-        self.asked: list[float] = []
+        self.asked: list[np.ndarray] = []
         self.waits: list[float] = []
 
     def __call__(self, plan: BatchPlan):
@@ -139,31 +150,30 @@ class TimedBatches:
         while True:
             if len(self.asked) == self.warmup:
                 _sync(self.device)
-            started = time.perf_counter()
-            self.asked.append(started)
+            self.asked.append(_now())
             try:
                 batch = next(batches)
             except StopIteration:
                 _sync(self.device)
-                self.asked[-1] = time.perf_counter()
+                self.asked[-1] = _now()
                 return
-            self.waits.append(time.perf_counter() - started)
+            self.waits.append(time.perf_counter() - self.asked[-1][0])
             yield batch
 
     def figures(self, batch_size: int) -> dict[str, float]:
-        window = self.asked[-1] - self.asked[self.warmup]
         steps = len(self.asked) - 1 - self.warmup
+        window = self.asked[-1] - self.asked[self.warmup]
         wait = sum(self.waits[self.warmup:])
-        return {"images_per_s": steps * batch_size / window, "ms_per_step": 1e3 * window / steps,
-                "data_wait_ms_per_step": 1e3 * wait / steps, "data_wait_share": wait / window}
+        return {**_per_step(window, steps, batch_size),
+                "data_wait_ms_per_step": 1e3 * wait / steps, "data_wait_share": wait / window[0]}
 
 
-def ceiling(arch: str, config: FinetuneConfig, classes: int, images: torch.Tensor, labels: torch.Tensor,
+def ceiling(model: torch.nn.Module, config: FinetuneConfig, classes: int, images: torch.Tensor, labels: torch.Tensor,
             device: torch.device, warmup: int, steps: int) -> dict[str, float]:
-    """Forward + loss + backward + AdamW step of the recipe's student on on-device tensors, then the
-    same steps again with a device sync between the parts to split the time."""
+    """Forward + loss + backward + AdamW step of the recipe's student of `model` on on-device tensors,
+    then the same steps again with a device sync between the parts to split the time (wall and CPU)."""
     torch.manual_seed(config.seed)
-    student, encoder_params = build_student(create_model(arch, seed=0), config, classes, device)
+    student, encoder_params = build_student(model, config, classes, device)
     optimizer = make_optimizer(config, encoder_params, student.head, device)
 
     def forward():
@@ -171,60 +181,59 @@ def ceiling(arch: str, config: FinetuneConfig, classes: int, images: torch.Tenso
             _, logits = student(images, labels)
         return student.head.loss(logits.float(), labels)
 
-    def step():
-        loss = forward()
+    def backward(loss):
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
 
     for _ in range(warmup):
-        step()
+        backward(forward())
+        optimizer.step()
     _sync(device)
-    started = time.perf_counter()
+    started = _now()
     for _ in range(steps):
-        step()
+        backward(forward())
+        optimizer.step()
     _sync(device)
-    window = time.perf_counter() - started
-    parts = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
-    for _ in range(max(2, steps // 2)):
-        marks = [time.perf_counter()]
+    out = _per_step(_now() - started, steps, len(labels))
+    parts = {"forward": np.zeros(2), "backward": np.zeros(2), "optimizer": np.zeros(2)}
+    split_steps = max(2, steps // 2)
+    for _ in range(split_steps):
+        marks = [_now()]
         loss = forward()
         _sync(device)
-        marks.append(time.perf_counter())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        marks.append(_now())
+        backward(loss)
         _sync(device)
-        marks.append(time.perf_counter())
+        marks.append(_now())
         optimizer.step()
         _sync(device)
-        marks.append(time.perf_counter())
+        marks.append(_now())
         for name, a, b in zip(parts, marks, marks[1:]):
             parts[name] += b - a
-    split_steps = max(2, steps // 2)
-    out = {"images_per_s": steps * len(labels) / window, "ms_per_step": 1e3 * window / steps}
-    out.update({f"{name}_ms": 1e3 * seconds / split_steps for name, seconds in parts.items()})
+    for name, (wall, cpu) in parts.items():
+        out[f"{name}_ms"], out[f"{name}_cpu_ms"] = 1e3 * wall / split_steps, 1e3 * cpu / split_steps
     return out
 
 
 def data_path_per_image(train_set: RecordIOSet, transform, count: int) -> dict[str, float]:
-    """Milliseconds per image of each stage of one worker's work (read, decode, every transform), in
-    this process on one thread, as a DataLoader worker runs."""
+    """CPU milliseconds per image of each stage of one worker's work (read, decode, every transform),
+    in this process on one thread, as a DataLoader worker runs (CPU time: steady on a shared machine)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # DataLoader workers run with one torch thread
     stages: dict[str, float] = {}
     try:
         for index in range(count):
-            t = time.perf_counter()
+            t = time.process_time()
             payload = train_set.read_bytes(index)
-            stages["read"] = stages.get("read", 0.0) + time.perf_counter() - t
-            t = time.perf_counter()
+            stages["read"] = stages.get("read", 0.0) + time.process_time() - t
+            t = time.process_time()
             value = Image.open(io.BytesIO(payload)).convert("RGB")
-            stages["decode"] = stages.get("decode", 0.0) + time.perf_counter() - t
+            stages["decode"] = stages.get("decode", 0.0) + time.process_time() - t
             for stage in transform.transforms:
                 name = type(stage).__name__
-                t = time.perf_counter()
+                t = time.process_time()
                 value = stage(value)
-                stages[name] = stages.get(name, 0.0) + time.perf_counter() - t
+                stages[name] = stages.get(name, 0.0) + time.process_time() - t
     finally:
         torch.set_num_threads(threads)
     out = {name: 1e3 * seconds / count for name, seconds in stages.items()}
@@ -250,7 +259,8 @@ def run_case(case: dict[str, Any], args, folder: Path, device: torch.device) -> 
     arch = args.arch or case["arch"]
     base = base_model_file(arch, folder)
     train_set = recordio_set(folder / f"faces_{classes}.rec", classes, args.images, args.distinct, args.source_size)
-    preprocessing = preprocessing_of(create_model(arch, seed=0))
+    loaded = load_model(base)
+    preprocessing = loaded.card["preprocessing"]
     transform = build_transform(preprocessing, config)
     plan = BatchPlan(train_set, transform, config, steps, plan_steps(len(train_set), config)[1],
                      DistContext(0, 1, 0, device, owns_group=False))
@@ -263,8 +273,8 @@ def run_case(case: dict[str, Any], args, folder: Path, device: torch.device) -> 
               "image_size": preprocessing["size"], "source_size": args.source_size,
               "rand_augment": config.augment.rand_augment, "records": len(train_set),
               "warmup": args.warmup, "steps": args.steps}
-    result["ceiling"] = ceiling(arch, config, classes, images, labels, device, args.warmup, args.steps)
-    del images, labels
+    result["ceiling"] = ceiling(loaded.model, config, classes, images, labels, device, args.warmup, args.steps)
+    del images, labels, loaded
     for name, source in (("device_loop", DeviceBatches()), ("loop", LoaderBatches(workers))):
         timed = TimedBatches(source, device, args.warmup)
         finetune(config, base, train_set, folder / "out.safetensors", folder / "log.csv", device=str(device),
@@ -285,15 +295,20 @@ def run_case(case: dict[str, Any], args, folder: Path, device: torch.device) -> 
 def describe(r: dict[str, Any]) -> list[str]:
     c, d, lp, dp = r["ceiling"], r["device_loop"], r["loop"], r["data_path_ms_per_image"]
     stages = ", ".join(f"{k} {v:.2f}" for k, v in dp.items() if k != "total")
+
+    def rate(name: str, f: dict[str, float]) -> str:
+        return (f"  {name:11s} {f['images_per_s']:9.1f} img/s  {f['ms_per_step']:8.1f} ms/step "
+                f"(host CPU {f['host_cpu_ms_per_step']:.1f} ms)")
     return [
         f"{r['model']} ({r['recipe']}: {r['arch']}, {r['method']} r{r['lora_r']}, {r['head']} x {r['classes']}, "
         f"batch {r['batch_per_device']}/device, {r['workers']} workers, {r['precision']}, {r['image_size'][0]} px)",
-        f"  ceiling     {c['images_per_s']:9.1f} img/s  {c['ms_per_step']:8.1f} ms/step  (forward {c['forward_ms']:.1f}, "
-        f"backward {c['backward_ms']:.1f}, optimizer {c['optimizer_ms']:.1f} ms)",
-        f"  device loop {d['images_per_s']:9.1f} img/s  {d['ms_per_step']:8.1f} ms/step  {r['device_loop_vs_ceiling']:6.1%} of ceiling",
-        f"  loop        {lp['images_per_s']:9.1f} img/s  {lp['ms_per_step']:8.1f} ms/step  {r['loop_vs_ceiling']:6.1%} of ceiling, "
-        f"waiting for data {lp['data_wait_share']:.1%} of the time ({lp['data_wait_ms_per_step']:.1f} ms/step)",
-        f"  data path   {dp['total']:.2f} ms/image on one core ({stages}): {r['images_per_s_per_worker']:.0f} img/s "
+        rate("ceiling", c) + f"  forward {c['forward_ms']:.1f}, backward {c['backward_ms']:.1f}, "
+        f"optimizer {c['optimizer_ms']:.1f} ms (CPU {c['forward_cpu_ms']:.1f}, {c['backward_cpu_ms']:.1f}, "
+        f"{c['optimizer_cpu_ms']:.1f})",
+        rate("device loop", d) + f"  {r['device_loop_vs_ceiling']:.1%} of ceiling",
+        rate("loop", lp) + f"  {r['loop_vs_ceiling']:.1%} of ceiling, waiting for data {lp['data_wait_share']:.1%} "
+        f"of the time ({lp['data_wait_ms_per_step']:.1f} ms/step)",
+        f"  data path   {dp['total']:.2f} CPU ms/image on one core ({stages}): {r['images_per_s_per_worker']:.0f} img/s "
         f"per worker, {r['workers_for_ceiling']} workers to feed the ceiling",
     ]
 
@@ -362,10 +377,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             outcome = run_case(case, args, Path(folder), device)
             result["cases"].append(outcome)
             print("\n".join(describe(outcome)), flush=True)
+            if args.save:  # after every case, so a run stopped by a time limit keeps what it measured
+                write_json(args.save, result)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-    if args.save:
-        write_json(args.save, result)
     print(json.dumps(result, sort_keys=True))
     return result
 

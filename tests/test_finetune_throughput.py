@@ -50,9 +50,10 @@ def test_timed_batches_count_the_window_after_warm_up(bench):
     assert len(list(timed(None))) == 4
     assert len(timed.asked) == 5 and len(timed.waits) == 4  # one request per step, plus the one that ends it
     figures = timed.figures(batch_size=2)
-    window = timed.asked[-1] - timed.asked[1]
-    assert figures["images_per_s"] == pytest.approx(3 * 2 / window)
-    assert figures["data_wait_share"] == pytest.approx(sum(timed.waits[1:]) / window)
+    wall, cpu = timed.asked[-1] - timed.asked[1]
+    assert figures["images_per_s"] == pytest.approx(3 * 2 / wall)
+    assert figures["host_cpu_ms_per_step"] == pytest.approx(1e3 * cpu / 3)
+    assert figures["data_wait_share"] == pytest.approx(sum(timed.waits[1:]) / wall)
 
 
 def test_models_not_in_the_config_are_named(bench):

@@ -2,8 +2,9 @@
 
 The loop asks a *batch source* for an iterable of (images, labels) and copies each batch to its
 device (a no-op for tensors already there). Two sources:
-- `LoaderBatches`, the real data path: read, decode and augment in DataLoader workers, pinned
-  host memory on GPUs, batches prefetched ahead of the step that needs them;
+- `LoaderBatches`, the real data path: read, decode and augment in DataLoader workers, batches
+  prefetched ahead of the step that needs them; on GPUs pinned host memory, and each batch copied
+  to the device on a side stream during the step before (`copied_ahead`);
 - `DeviceBatches`, the same first batch made once and kept on the device for every step: the loop
   without its data path (a benchmark's reference, never used for a model that is kept).
 
@@ -124,17 +125,41 @@ class BatchSource(Protocol):
 
 @dataclass(frozen=True)
 class LoaderBatches:
-    """The real data path. Workers decode and augment; on a GPU, batches land in pinned memory so the
-    loop's non_blocking copy overlaps compute, and each worker keeps `prefetch_factor` batches ready.
-    (The loader runs one pass over every step of the budget, so its workers live as long as training.)"""
+    """The real data path. Workers decode and augment, each keeping `prefetch_factor` batches ready
+    (the loader makes one pass over every step of the budget, so its workers live as long as
+    training). On a GPU, batches land in pinned memory and are copied to the device one step ahead."""
 
     num_workers: int = 0
     prefetch_factor: int = 4
 
-    def __call__(self, plan: BatchPlan) -> DataLoader:
-        return DataLoader(plan.dataset(), batch_sampler=plan.keys(), num_workers=self.num_workers,
-                          pin_memory=plan.ctx.device.type == "cuda",
-                          prefetch_factor=self.prefetch_factor if self.num_workers else None)
+    def __call__(self, plan: BatchPlan) -> Iterable[Batch]:
+        on_gpu = plan.ctx.device.type == "cuda"
+        loader = DataLoader(plan.dataset(), batch_sampler=plan.keys(), num_workers=self.num_workers,
+                            pin_memory=on_gpu, prefetch_factor=self.prefetch_factor if self.num_workers else None)
+        return copied_ahead(loader, plan.ctx.device) if on_gpu else loader
+
+
+def copied_ahead(batches: Iterable[Batch], device: torch.device) -> Iterator[Batch]:
+    """Batches on a CUDA device, each copied on a side stream while the step before it computes (a
+    copy on the compute stream would add its time to every step)."""
+    side = torch.cuda.Stream(device)
+    compute = torch.cuda.current_stream(device)
+
+    def start_copy(batch: Batch) -> Batch:
+        with torch.cuda.stream(side):
+            return tuple(t.to(device, non_blocking=True) for t in batch)
+
+    source = iter(batches)
+    ahead = next(source, None)
+    ahead = None if ahead is None else start_copy(ahead)
+    while ahead is not None:
+        compute.wait_stream(side)
+        for tensor in ahead:
+            tensor.record_stream(compute)  # made on the side stream, used (and freed) on the compute one
+        current = ahead
+        following = next(source, None)
+        ahead = None if following is None else start_copy(following)
+        yield current
 
 
 @dataclass(frozen=True)

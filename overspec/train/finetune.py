@@ -8,7 +8,8 @@ sampling and augmentation do not depend on the number of ranks or workers.
 The embedding fed to the head is `F.normalize(model.encode_image(x))`. AdamW with separate
 learning rates for encoder and head, the published schedule (warm-up, cosine with warm restarts),
 gradient clipping of encoder and head separately, autocast (bf16/fp16) on GPU only, fused AdamW
-kernels on GPU.
+kernels on GPU. The host reads each step's figures (loss, accuracy, gradient norms) after queuing
+the next step, so a GPU never waits for the host in the middle of training.
 
 Rank 0 writes the per-step CSV log and then the model file: LoRA merged into the weights, the
 head as `head.*` tensors, and a card with architecture, preprocessing, base digest, recipe,
@@ -116,11 +117,12 @@ def autocast_for(config: FinetuneConfig, device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16 if config.precision == "bf16" else torch.float16)
 
 
-def _grad_norm(params: Sequence[nn.Parameter], max_norm: float | None) -> float:
+def _grad_norm(params: Sequence[nn.Parameter], max_norm: float | None, like: torch.Tensor) -> torch.Tensor:
+    """Clip to `max_norm` and return the norm before clipping, a float32 scalar on `like`'s device (no host sync)."""
     params = [p for p in params if p.grad is not None]
     if not params:
-        return 0.0
-    return float(torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm else math.inf))
+        return torch.zeros_like(like, dtype=torch.float32)
+    return torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm else math.inf).float()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,6 +191,24 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
     started = time.monotonic()
     bar = tqdm(total=steps, desc=f"finetune {config.task}", disable=not (progress and ctx.is_main),
                file=sys.stderr, dynamic_ncols=True)
+
+    def log_step(step: int, epoch: int, lrs: tuple[float, float], figures: torch.Tensor) -> None:
+        """Read one step's figures (a host sync) and log them; a NaN/inf loss ends training unsaved."""
+        loss, accuracy, norm_encoder, norm_head = figures.tolist()
+        if not math.isfinite(loss):
+            _write_log(log_csv, rows, ctx)
+            raise UserError(
+                f"Fine-tuning diverged at step {step + 1} (loss {loss}); nothing was saved: lower "
+                f"lr_encoder/lr_head ({config.lr_encoder}/{config.lr_head}) or use precision fp32."
+            )
+        rows.append({"step": step + 1, "epoch": epoch, "loss": loss, "lr_encoder": lrs[0], "lr_head": lrs[1],
+                     "grad_norm": norm_encoder, "grad_norm_head": norm_head, "accuracy": accuracy})
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}", acc=f"{accuracy:.3f}", refresh=False)
+
+    # Each step's figures are read after the next step is queued, so a GPU never idles while the host
+    # waits for a number (the divergence check stops training one step later, still before any saving).
+    pending: tuple | None = None
     for step, (images, labels) in enumerate(loader):
         epoch = step // steps_per_epoch
         t_sched = epoch if config.schedule.unit == "epoch" else step
@@ -203,30 +223,24 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
         with torch.no_grad():
             plain = head(embeddings.detach().float()) if isinstance(head, MarginHead) else logits.detach()
             correct = (plain.argmax(dim=1) == labels).sum()
-        totals = all_reduce_sum(ctx, torch.stack([loss.detach() * len(labels), correct.to(loss.dtype),
-                                                  torch.tensor(float(len(labels)), device=loss.device)]))
-        mean_loss = float(totals[0] / totals[2])
-        if not math.isfinite(mean_loss):
-            _write_log(log_csv, rows, ctx)
-            raise UserError(
-                f"Fine-tuning diverged at step {step + 1} (loss {mean_loss}); nothing was saved: lower "
-                f"lr_encoder/lr_head ({config.lr_encoder}/{config.lr_head}) or use precision fp32."
-            )
+            count = loss.detach().new_full((), float(len(labels)))  # made on the device: a host tensor copy would sync
+        totals = all_reduce_sum(ctx, torch.stack([loss.detach() * len(labels), correct.to(loss.dtype), count]))
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
-        norm_encoder = _grad_norm(encoder_params, config.grad_clip)
-        norm_head = _grad_norm(list(head.parameters()), config.grad_clip)
+        norm_encoder = _grad_norm(encoder_params, config.grad_clip, count)
+        norm_head = _grad_norm(list(head.parameters()), config.grad_clip, count)
         scaler.step(optimizer)
         scaler.update()
-        rows.append({"step": step + 1, "epoch": epoch, "loss": mean_loss, "lr_encoder": lrs[0], "lr_head": lrs[1],
-                     "grad_norm": norm_encoder, "grad_norm_head": norm_head,
-                     "accuracy": float(totals[1] / totals[2])})
-        bar.update(1)
-        bar.set_postfix(loss=f"{mean_loss:.4f}", acc=f"{rows[-1]['accuracy']:.3f}", refresh=False)
+        figures = torch.stack([totals[0] / totals[2], totals[1] / totals[2], norm_encoder, norm_head])
+        if pending is not None:
+            log_step(*pending)
+        pending = (step, epoch, lrs, figures)
         if config.max_seconds is not None and _time_is_up(ctx, started, config.max_seconds):
             stopped_by = "max_seconds"
             break
+    if pending is not None:
+        log_step(*pending)
     bar.close()
 
     if frozen_digest(model) != text_before:
