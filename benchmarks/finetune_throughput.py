@@ -15,7 +15,9 @@ ViT-L/14, random weights), with the recipe read from the config and one device's
 
 It also times the ceiling's parts (forward, backward, optimizer step) and the data path's stages per
 image in one process (read, decode, each transform), which say how many worker cores a device
-needs. Images/s count one device's images. The first `--warmup` steps of each are not timed.
+needs. Images/s count one device's images, in wall time; each figure also has the main process's
+CPU time per step (on a shared CPU the steadier measure; on a GPU the host's share of a step). The
+first `--warmup` steps of each are not timed. A case that runs out of GPU memory is reported as such.
 
   python benchmarks/finetune_throughput.py --device cuda             # the measurement (gpu_check.sh)
   python benchmarks/finetune_throughput.py --quick                   # CPU smoke: toy-clip-s, 1,000 ids
@@ -374,9 +376,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["cases"] = []
     with tempfile.TemporaryDirectory(prefix="finetune-throughput-") as folder:
         for case in cases:
-            outcome = run_case(case, args, Path(folder), device)
+            try:
+                outcome = run_case(case, args, Path(folder), device)
+                lines = describe(outcome)
+            except torch.OutOfMemoryError as exc:  # the other cases still run; the batch is the recipe's
+                outcome = {"model": case["model"], "arch": args.arch or case["arch"], "error": f"out of memory: {exc}"}
+                lines = [f"{case['model']}: out of memory at this batch size ({str(exc).splitlines()[0]})"]
             result["cases"].append(outcome)
-            print("\n".join(describe(outcome)), flush=True)
+            print("\n".join(lines), flush=True)
             if args.save:  # after every case, so a run stopped by a time limit keeps what it measured
                 write_json(args.save, result)
             if device.type == "cuda":

@@ -63,3 +63,19 @@ def test_models_not_in_the_config_are_named(bench):
     with pytest.raises(SystemExit, match=r"\['base'\] are not fine-tuned models"):
         bench.cases_of(config, ["base"])
 
+
+
+def test_a_case_out_of_gpu_memory_is_reported_and_the_rest_still_run(bench, monkeypatch, tmp_path, capsys):
+    def runs_out(case, *args):
+        if case["model"] == "clip-vit-l14-fr":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return {"model": case["model"]}
+
+    monkeypatch.setattr(bench, "run_case", runs_out)
+    monkeypatch.setattr(bench, "describe", lambda outcome: [f"{outcome['model']} measured"])
+    result = bench.main(["--models", "clip-vit-l14-fr", "clip-vit-b16-fr", "--save", str(tmp_path / "r.json")])
+    assert [c["model"] for c in result["cases"]] == ["clip-vit-l14-fr", "clip-vit-b16-fr"]
+    assert result["cases"][0]["error"].startswith("out of memory") and "error" not in result["cases"][1]
+    out = capsys.readouterr().out
+    assert "clip-vit-l14-fr: out of memory at this batch size" in out and "clip-vit-b16-fr measured" in out
+    assert json.loads((tmp_path / "r.json").read_text()) == result
