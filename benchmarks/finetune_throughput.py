@@ -11,7 +11,8 @@ ViT-L/14, random weights), with the recipe read from the config and one device's
                path replaced by that batch kept on the device;
   loop         the real loop and data path: an insightface RecordIO `.rec`/`.idx` written here
                (112x112 JPEG faces, MS1MV2's format), decoded, resized and augmented (RandAugment
-               as the recipe says) in the recipe's number of workers, pinned and copied.
+               as the recipe says) in the recipe's number of workers, pinned, copied as uint8 and
+               normalised on the device.
 
 It also times the ceiling's parts (forward, backward, optimizer step) and the data path's stages per
 image in one process (read, decode, each transform), which say how many worker cores a device
@@ -50,7 +51,7 @@ from overspec.data.train_sets import RecordIOSet, write_insightface_recordio
 from overspec.models.checkpoint import load_model, save_model
 from overspec.models.factory import create_model, preprocessing_of
 from overspec.provenance import write_json
-from overspec.train.batches import BatchPlan, DeviceBatches, LoaderBatches, build_transform
+from overspec.train.batches import BatchPlan, DeviceBatches, LoaderBatches, build_transform, to_model_input
 from overspec.train.ddp import DistContext
 from overspec.train.finetune import autocast_for, build_student, finetune, make_optimizer, plan_steps
 from overspec.train.launch import workers_per_process
@@ -232,7 +233,7 @@ def data_path_per_image(train_set: RecordIOSet, transform, count: int) -> dict[s
             value = Image.open(io.BytesIO(payload)).convert("RGB")
             stages["decode"] = stages.get("decode", 0.0) + time.process_time() - t
             for stage in transform.transforms:
-                name = type(stage).__name__
+                name = getattr(stage, "__name__", type(stage).__name__)
                 t = time.process_time()
                 value = stage(value)
                 stages[name] = stages.get(name, 0.0) + time.process_time() - t
@@ -275,7 +276,8 @@ def run_case(case: dict[str, Any], args, folder: Path, device: torch.device) -> 
               "image_size": preprocessing["size"], "source_size": args.source_size,
               "rand_augment": config.augment.rand_augment, "records": len(train_set),
               "warmup": args.warmup, "steps": args.steps}
-    result["ceiling"] = ceiling(loaded.model, config, classes, images, labels, device, args.warmup, args.steps)
+    result["ceiling"] = ceiling(loaded.model, config, classes, to_model_input(images, preprocessing), labels, device,
+                                args.warmup, args.steps)
     del images, labels, loaded
     for name, source in (("device_loop", DeviceBatches()), ("loop", LoaderBatches(workers))):
         timed = TimedBatches(source, device, args.warmup)

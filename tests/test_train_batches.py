@@ -2,13 +2,16 @@
 
 import csv
 
+import open_clip
 import torch
+from torchvision import transforms
 
 from _finetune_fixtures import _one_torch_thread, make_base_model, make_identity_folders  # noqa: F401
 from overspec.data.train_sets import open_train_set
 from overspec.models.factory import preprocessing_of
 from overspec.models.checkpoint import load_model
-from overspec.train.batches import BatchPlan, DeviceBatches, LoaderBatches, build_transform
+from overspec.train.batches import (BatchPlan, DeviceBatches, LoaderBatches, SeededView, build_transform, hash_seed,
+                                    to_model_input)
 from overspec.train.ddp import DistContext
 from overspec.train.finetune import finetune
 from overspec.train.launch import workers_per_process
@@ -67,3 +70,24 @@ def test_workers_per_process_share_the_jobs_threads():
     assert workers_per_process(16, 4) == 3  # the paper recipes: 16 threads for 4 GPUs
     assert workers_per_process(16, 1) == 15
     assert workers_per_process(1, 1) == 0 and workers_per_process(2, 4) == 0
+
+
+def test_uint8_batches_become_exactly_what_torchvision_feeds_the_model(tmp_path):
+    """Workers stop at uint8 pixels; on the device they become bit for bit open_clip's ToTensor and
+    Normalize output of the same augmented image (same seed per sample)."""
+    plan, _ = _plan(tmp_path)
+    preprocessing = {"size": [16, 16], "mean": [0.48, 0.46, 0.41], "std": [0.27, 0.26, 0.28],
+                     "interpolation": "bicubic", "resize_mode": "shortest"}
+    ours = SeededView(plan.train_set, build_transform(preprocessing, plan.config), seed=3)
+    steps = open_clip.image_transform((16, 16), is_train=False, mean=tuple(preprocessing["mean"]),
+                                      std=tuple(preprocessing["std"])).transforms
+    augment = [transforms.RandAugment(2, 9), transforms.RandomHorizontalFlip(0.5)]  # RECIPE's augmentation
+    reference = transforms.Compose(steps[:-2] + augment + steps[-2:])
+    keys = [(0, i) for i in range(len(plan.train_set))] + [(1, 0), (1, 5)]
+    pixels = torch.stack([ours[key][0] for key in keys])
+    assert pixels.dtype == torch.uint8 and pixels.shape == (len(keys), 16, 16, 3)
+    expected = []
+    for epoch, index in keys:
+        torch.manual_seed(hash_seed(3, epoch, index))
+        expected.append(reference(plan.train_set[index][0]))
+    assert torch.equal(to_model_input(pixels, preprocessing), torch.stack(expected))

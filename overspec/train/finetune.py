@@ -45,7 +45,7 @@ from overspec.models.factory import preprocessing_of
 from overspec.models.heads import MarginHead, build_head, head_tensors
 from overspec.models.lora import apply_lora, lora_parameters, merge_lora
 from overspec.provenance import atomic_path, sha256_file
-from overspec.train.batches import BatchPlan, BatchSource, LoaderBatches, build_transform
+from overspec.train.batches import BatchPlan, BatchSource, LoaderBatches, build_transform, to_model_input
 from overspec.train.ddp import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
 from overspec.train.recipe import FinetuneConfig
 from overspec.train.schedule import lr_at
@@ -215,7 +215,7 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
         lrs = (lr_at(t_sched, config.lr_encoder, config.schedule), lr_at(t_sched, config.lr_head, config.schedule))
         for group, lr in zip(optimizer.param_groups, lrs, strict=True):
             group["lr"] = lr
-        images = images.to(ctx.device, non_blocking=True)
+        images = to_model_input(images.to(ctx.device, non_blocking=True), preprocessing)
         labels = labels.to(ctx.device, non_blocking=True)
         with autocast_for(config, ctx.device):
             embeddings, logits = trainer(images, labels)
