@@ -18,10 +18,10 @@ include: "rules/embed.smk"
 include: "rules/evaluate.smk"
 include: "rules/finetune.smk"
 include: "rules/biometrics.smk"
+include: "rules/analysis_plan.smk"  # before report.smk: the summary reads the own-task gains
 include: "rules/report_plan.smk"
 include: "rules/report.smk"
 include: "rules/wiseft.smk"
-include: "rules/analysis_plan.smk"
 include: "rules/analysis.smk"  # before audit.smk: its rule reads study_targets()
 include: "rules/audit.smk"
 

@@ -15,6 +15,7 @@ import jsonschema
 import yaml
 
 from overspec.errors import UserError
+from overspec.models.architectures import TRANSFORMERS_PREFIX, is_transformers_source
 
 
 def load_yaml(path: str | Path) -> Any:
@@ -71,6 +72,11 @@ def check_references(config: dict[str, Any]) -> None:
     backbones = config["backbones"]
     archs = set(known_architectures())
     for name, backbone in backbones.items():
+        if "arch" not in backbone:
+            if backbone["source"] != "open_clip" or not is_transformers_source(backbone.get("pretrained", "")):
+                raise UserError(f"Config key 'backbones.{name}.arch' is missing: only a Hugging Face checkpoint (pretrained "
+                                "transformers:<org>/<repo>, or a folder with config.json) can name its own architecture.")
+            continue
         if backbone["arch"] not in archs:
             raise UserError(f"Config key 'backbones.{name}.arch' is {backbone['arch']!r}, which is not an open_clip "
                             f"architecture: use one of {', '.join(sorted(a for a in archs if a.startswith(('ViT', 'toy'))))}.")
@@ -141,6 +147,12 @@ def _check_adaptation(config: dict[str, Any], name: str, model: dict[str, Any]) 
         raise UserError(f"Config key '{where}' needs exactly one of recipe (fine-tune it) or import (a published "
                         f"checkpoint) for adaptation {adaptation}.")
     if "import" in model:
+        if not ({"checkpoint", "adapter"} & set(model["import"])):
+            raise UserError(f"Config key '{where}.import' names neither a checkpoint nor an adapter: give checkpoint (the "
+                            "fine-tuned weights), adapter (a PEFT LoRA folder on the baseline), or both.")
+        if "checkpoint" not in model["import"] and baseline_of(config, model["backbone"]) is None:
+            raise UserError(f"Config key '{where}.import.adapter' is merged into the baseline of backbone "
+                            f"{model['backbone']}, but there is none: add a model with that backbone and adaptation none.")
         head = (model["import"].get("head") or {}).get("type", "binary")
         if "head_checkpoint" in model["import"] and head not in TASK_HEADS[adaptation]:
             raise UserError(f"Config key '{where}.import.head.type' is {head!r}, which is not a {adaptation} head: use "
@@ -210,15 +222,28 @@ def recipe_resources(config: dict[str, Any], name: str) -> dict[str, int]:
     return {**RESOURCE_DEFAULTS, **(recipe.get("resources") or {})}
 
 
+IMPORT_FILES = ("checkpoint", "adapter", "head_checkpoint")  # import settings that name files under data_root
+
+
 def import_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
-    """Model `name`'s import settings with checkpoint paths resolved under data_root."""
+    """Model `name`'s import settings with paths resolved under data_root (a transformers:<id> stays
+    as it is); an adapter without a checkpoint is merged into the backbone's baseline model file."""
     from overspec.data.biometric.benchmarks import under
 
-    settings = dict(config["models"][name]["import"])
-    for key in ("checkpoint", "head_checkpoint"):
-        if key in settings:
+    model = config["models"][name]
+    settings = dict(model["import"])
+    for key in IMPORT_FILES:
+        if key in settings and not settings[key].startswith(TRANSFORMERS_PREFIX):
             settings[key] = under(config.get("data_root", "data"), settings[key])
+    if "checkpoint" not in settings:
+        settings["checkpoint"] = f"results/models/{baseline_of(config, model['backbone'])}/model.safetensors"
     return settings
+
+
+def import_base(config: dict[str, Any], model: dict[str, Any]) -> str | None:
+    """The baseline an imported adapter is merged into (when the import names no checkpoint)."""
+    settings = model.get("import")
+    return baseline_of(config, model["backbone"]) if settings and "checkpoint" not in settings else None
 
 
 def missing_biometric_data(config: dict[str, Any]) -> list[str]:
@@ -230,9 +255,9 @@ def missing_biometric_data(config: dict[str, Any]) -> list[str]:
         if model.get("adaptation", "none") == "none":
             continue
         if "import" in model:
-            settings = import_settings(config, name)
-            for key in ("checkpoint", "head_checkpoint"):
-                if settings.get(key) and not Path(settings[key]).exists():
+            settings = {k: v for k, v in import_settings(config, name).items() if k in model["import"]}
+            for key in IMPORT_FILES:
+                if settings.get(key) and not settings[key].startswith(TRANSFORMERS_PREFIX) and not Path(settings[key]).exists():
                     lines.append(f"{name}: {settings[key]} ({key}) is missing")
         elif biometric_table(config)["source"] != "toy" or "train_data" in model:
             path = train_data_of(config, model)
@@ -298,12 +323,12 @@ def model_table(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "model": name,
             "backbone": model["backbone"],
             "backbone_label": backbone.get("label", model["backbone"]),
-            "arch": backbone["arch"],
+            "arch": backbone.get("arch"),  # None: read from the Hugging Face checkpoint at import
             "adaptation": adaptation,
             "source": backbone["source"],
             # which rule writes the model file, and from what
             "made_by": _made_by(backbone["source"], model),
-            "base": baseline_of(config, model["backbone"]) if "recipe" in model else None,
+            "base": baseline_of(config, model["backbone"]) if "recipe" in model else import_base(config, model),
             "finetune": None,  # set for WiSE-FT models (see wiseft_curves)
             "alpha": None,
             "recipe": model.get("recipe"),

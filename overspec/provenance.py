@@ -33,6 +33,18 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def sha256_path(path: str | os.PathLike) -> str:
+    """sha256 of a file, or of a folder (a Hugging Face checkpoint, a PEFT adapter): over its files'
+    relative names and digests, sorted, so the same files give the same digest wherever they lie."""
+    path = Path(path)
+    if not path.is_dir():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for item in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{item.relative_to(path).as_posix()}\0{sha256_file(item)}\n".encode())
+    return digest.hexdigest()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of `path`; rename it onto `path` only if the block succeeds.
@@ -201,7 +213,7 @@ def provenance(
     return {
         "rule": rule,
         "inputs": {
-            name: {"path": str(p), "sha256": known.get(name) or sha256_file(p)}
+            name: {"path": str(p), "sha256": known.get(name) or sha256_path(p)}
             for name, p in sorted(_flat_inputs(inputs or {}))
         },
         "params": dict(params or {}),

@@ -32,6 +32,8 @@ rule bootstrap_significance:
     input:
         results=paired_results(),
         predictions=[str(predictions_path(path)) for path in paired_results()],
+        biometric=own_task_results(),
+        biometric_scores=[path.replace(".json", ".scores.csv") for path in own_task_results()],
         digests=model_digests(),  # see model_digests() in common.smk
     output:
         **SIGNIFICANCE_OUTPUTS,

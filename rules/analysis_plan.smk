@@ -24,7 +24,9 @@ SIGNIFICANCE_OUTPUTS = {
     "differences": "results/analysis/significance.csv",
     "gelo": "results/analysis/significance_gelo.csv",
     "markdown": "results/analysis/significance.md",
+    "task_gain": "results/analysis/task_gain.csv",
 }
+
 
 
 def analysis_targets():
@@ -39,3 +41,22 @@ def paired_results():
     zeroshot = expand("results/zeroshot/{model}/{dataset}.json", model=PAIRED, dataset=GENERAL)
     probe = expand("results/linear_probe/{model}/{dataset}.json", model=PAIRED, dataset=probe_datasets())
     return zeroshot + probe
+
+
+def own_task_results():
+    """Result JSONs of each fine-tune and its baseline on the fine-tune's own task's headline benchmarks
+    (FR: the pair sets; MAD and PAD: their benchmarks), for its own-task gain in bootstrap_significance."""
+    paths = set()
+    for model, baseline in BASELINE_OF.items():
+        task = MODELS[model]["adaptation"]
+        if task not in ("fr", "mad", "pad") or task not in BIO["tasks"]:
+            continue
+        benchmarks = sorted(BIO["fr"]["pairs"]) if task == "fr" else benchmarks_of(BIO, task)
+        paths.update(f"results/biometrics/{m}/{task}/{b}.json" for m in (model, baseline) for b in benchmarks)
+    return sorted(paths)
+
+
+def task_gain_input():
+    """The own-task gains with their intervals, for the summary, where bootstrap_significance runs."""
+    path = SIGNIFICANCE_OUTPUTS["task_gain"]
+    return {"task_gain": path} if path in analysis_targets() else {}

@@ -7,6 +7,7 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from overspec.config import (
+    IMPORT_FILES,
     biometric_table,
     check_config,
     finetune_recipe,
@@ -21,6 +22,7 @@ from overspec.data.biometric.benchmarks import TOY_WORLD_DIR, TOY_WORLD_JSON, be
 from overspec.data.registry import get_dataset
 from overspec.devices import announce_gpu_limit
 from overspec.errors import UserError
+from overspec.models.architectures import TRANSFORMERS_PREFIX
 from overspec.provenance import code_digest
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
@@ -142,8 +144,16 @@ def train_inputs(wildcards):
 
 
 def import_inputs(wildcards):
+    """An import's own files and folders (not a transformers:<id> from the Hugging Face cache)."""
+    given = config["models"][wildcards.model]["import"]
     settings = import_settings(config, wildcards.model)
-    return present_or_toy([p for p in (settings["checkpoint"], settings.get("head_checkpoint")) if p])
+    return present_or_toy([settings[k] for k in IMPORT_FILES if k in given and not settings[k].startswith(TRANSFORMERS_PREFIX)])
+
+
+def import_base_inputs(wildcards):
+    """The baseline an adapter without a checkpoint is merged into: ancient() file plus digest."""
+    base = MODELS[wildcards.model]["base"]
+    return [] if base is None else [ancient(f"results/models/{base}/model.safetensors"), f"results/models/{base}/model.sha256"]
 
 
 def biometric_inputs(wildcards):

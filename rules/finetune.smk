@@ -1,5 +1,6 @@
 # Fine-tuned models: the baseline of a backbone adapted for FR, MAD or PAD with a recipe, or a
-# published fine-tuned checkpoint imported as it is.
+# fine-tuned checkpoint imported as it is (a published one, your own open_clip or Hugging Face
+# checkpoint, a PEFT LoRA adapter merged into it or into the baseline).
 
 
 rule finetune_model:
@@ -33,6 +34,7 @@ rule finetune_model:
 rule import_published_model:
     input:
         checkpoints=import_inputs,
+        base=import_base_inputs,  # an adapter merged into the baseline
     output:
         model="results/models/{model}/model.safetensors",
     wildcard_constraints:

@@ -104,6 +104,8 @@ rule plot_figures:
     params:
         curves=CURVES,
         train_logs=TRAIN_LOGS,
+        loss_kinds=LOSS_KINDS,
+        wiseft=WISEFT_POINTS,
         code=code("plot_figures"),
     log:
         "logs/plot_figures/plot_figures.log",
@@ -121,6 +123,7 @@ rule summarize_study:
     input:
         metrics="results/tables/metrics.csv",
         gelo="results/tables/gelo.csv",
+        **task_gain_input(),
         digests=model_digests(),  # see model_digests() in common.smk
     output:
         summary=report("results/summary.md", caption=f"{REPORT_CAPTIONS}/summary.rst", category="Summary"),

@@ -34,11 +34,19 @@ def score_curves():
 CURVES = score_curves()
 FIGURES = figure_names((c["kind"], c["benchmark"]) for c in CURVES)
 TRAIN_LOGS = {m: f"results/models/{m}/train_log.csv" for m in models_where(made_by="finetune_model")}
+# Each fine-tune's loss (its head type: one training-curve panel per kind)
+LOSS_KINDS = {m: (config["recipes"][MODELS[m]["recipe"]].get("head") or {}).get("type", "cosface") for m in TRAIN_LOGS}
+# WiSE-FT models on the trade-off figure: their fine-tune and alpha
+WISEFT_POINTS = {
+    m: {"finetune": MODELS[m]["finetune"], "alpha": MODELS[m]["alpha"]} for m in models_where(made_by="interpolate_model")
+}
 
 
 def figure_category(name):
     if name == "training_curves":
         return "Training"
+    if name == "tradeoff":
+        return "Summary"
     return "General vision" if name in STUDY_FIGURES else "Biometrics"
 
 

@@ -3,13 +3,10 @@ a base model file and small training sets in the real on-disk formats."""
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import open_clip
 import pytest
 import torch
 from PIL import Image
@@ -24,10 +21,9 @@ _TINY_CONFIG = {
 
 def register_tiny_arch() -> str:
     """Make `test-tiny-clip` known to open_clip in this process (idempotent)."""
-    if open_clip.get_model_config(TINY_ARCH) is None:
-        folder = Path(tempfile.mkdtemp(prefix="overspec-arch-"))
-        (folder / f"{TINY_ARCH}.json").write_text(json.dumps(_TINY_CONFIG))
-        open_clip.add_model_config(folder)
+    from overspec.models.factory import register_architecture
+
+    register_architecture(TINY_ARCH, _TINY_CONFIG)
     return TINY_ARCH
 
 

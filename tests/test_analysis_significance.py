@@ -83,8 +83,8 @@ def test_a_datasets_replicates_do_not_depend_on_the_other_datasets(results):
 def test_written_tables_record_resamples_and_seed(results, tmp_path):
     _, paths = results
     out = {"differences": tmp_path / "out" / "significance.csv", "gelo": tmp_path / "out" / "significance_gelo.csv",
-           "markdown": tmp_path / "out" / "significance.md"}
-    run_significance(paths, PAIRS, MODELS, out, resamples=100, seed=3, provenance={"rule": "bootstrap_significance"})
+           "markdown": tmp_path / "out" / "significance.md", "task_gain": tmp_path / "out" / "task_gain.csv"}
+    run_significance(paths, [], PAIRS, MODELS, out, resamples=100, seed=3, provenance={"rule": "bootstrap_significance"})
     table = read_significance(out["differences"])
     assert table.significant.dtype == bool and table.set_index(["protocol", "dataset"]).significant.to_dict() == {
         ("zeroshot", "a"): True, ("zeroshot", "b"): False, ("linear_probe", "a"): False}
@@ -92,6 +92,7 @@ def test_written_tables_record_resamples_and_seed(results, tmp_path):
     assert set(gelo.resamples) == {100} and set(gelo.seed) == {3}
     text = out["markdown"].read_text()
     assert text.startswith("# Significance") and "100 resamples, seed 3" in text and "-30.00 [" in text
+    assert "_No fine-tuned model with results on its own task in this run._" in text  # no biometric results given
     for path in out.values():
         sidecar = json.loads(path.with_name(path.name + ".prov.json").read_text())
         assert sidecar["provenance"]["rule"] == "bootstrap_significance"

@@ -1,12 +1,11 @@
 """Exact ROC, AUC, EER conventions and HTER against hand-computed fixtures, sklearn, pyeer and bob.measure."""
 
-import sys
-
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
+from _reference_scores import GENUINE, IMPOSTOR, recorded, recorded_case, roc_scores
 from overspec.metrics import (
     auc,
     equal_error_rate,
@@ -16,22 +15,10 @@ from overspec.metrics import (
     roc_curve,
 )
 
-# The notes' §6.2 fixture: genuine/bona fide and impostor/attack with a cross-class tie at 0.5.
-GENUINE = np.array([0.5, 0.5, 0.9])
-IMPOSTOR = np.array([0.5, 0.1, 0.2])
-
 
 def _sklearn(genuine, impostor, drop_intermediate):
     labels = np.r_[np.ones(len(genuine)), np.zeros(len(impostor))]
     return sk_roc_curve(labels, np.r_[genuine, impostor], drop_intermediate=drop_intermediate)
-
-
-def _score_sets(seed, n_gen=204, n_imp=1000, decimals=None):
-    rng = np.random.default_rng(seed)
-    genuine, impostor = rng.normal(1.5, 1.0, n_gen), rng.normal(0.0, 1.0, n_imp)
-    if decimals is not None:  # coarse rounding creates ties within and across classes
-        genuine, impostor = np.round(genuine, decimals), np.round(impostor, decimals)
-    return genuine, impostor
 
 
 def test_roc_fixture_hand_computed():
@@ -46,7 +33,7 @@ def test_roc_fixture_hand_computed():
 @pytest.mark.parametrize("decimals", [None, 1, 2])
 @pytest.mark.parametrize("drop", [False, True])
 def test_roc_matches_sklearn(decimals, drop):
-    genuine, impostor = _score_sets(0, decimals=decimals)
+    genuine, impostor = roc_scores(0, decimals=decimals)
     fpr, tpr, thresholds = _sklearn(genuine, impostor, drop)
     roc = roc_curve(genuine, impostor, drop_intermediate=drop)
     np.testing.assert_array_equal(roc.thresholds, thresholds)
@@ -59,7 +46,7 @@ def test_auc_fixture_and_sklearn_with_ties():
     assert auc(GENUINE, IMPOSTOR) == pytest.approx(8 / 9, abs=1e-15)
     for decimals in (None, 1):
         for n_gen, n_imp in ((204, 1000), (900, 50)):  # both branches: sort the smaller set
-            genuine, impostor = _score_sets(1, n_gen, n_imp, decimals)
+            genuine, impostor = roc_scores(1, n_gen, n_imp, decimals)
             labels = np.r_[np.ones(n_gen), np.zeros(n_imp)]
             expected = roc_auc_score(labels, np.r_[genuine, impostor])
             assert auc(genuine, impostor) == pytest.approx(expected, abs=1e-12)
@@ -96,7 +83,7 @@ def test_eer_exact_crossing_and_bracket_contains_eer():
     result = equal_error_rate(genuine, impostor)
     assert (result.eer, result.low, result.high, result.midpoint) == (0.25, 0.25, 0.25, 0.25)
     for seed in range(20):
-        g, i = _score_sets(seed, 50 + seed, 300, decimals=1 if seed % 2 else None)
+        g, i = roc_scores(seed, 50 + seed, 300, decimals=1 if seed % 2 else None)
         r = equal_error_rate(g, i)
         assert r.low <= r.eer <= r.high
 
@@ -111,7 +98,7 @@ def _smdd_style(genuine, impostor):
 @pytest.mark.parametrize("decimals", [None, 1, 2])
 def test_nearest_eer_and_oracle_hter_match_literature_code(decimals):
     for seed in range(5):
-        genuine, impostor = _score_sets(seed, decimals=decimals)
+        genuine, impostor = roc_scores(seed, decimals=decimals)
         fpr, fnr, threshold = _smdd_style(genuine, impostor)
         assert equal_error_rate(genuine, impostor).nearest_far == fpr
         oracle = hter_at_oracle_threshold(genuine, impostor)
@@ -122,10 +109,12 @@ def test_nearest_eer_and_oracle_hter_match_literature_code(decimals):
 
 @pytest.mark.parametrize("decimals", [None, 2])
 def test_eer_bracket_matches_pyeer(decimals):
-    # pyeer.eer_info needs pkg_resources; eer_stats holds the functions get_eer_stats calls.
-    eer_stats = pytest.importorskip("pyeer.eer_stats", reason="pyeer not installed (pip install pyeer)")
+    # pyeer is in the test extra. Its eer_info/report modules import pkg_resources (gone from
+    # current setuptools); eer_stats, which holds the functions get_eer_stats calls, imports numpy only.
+    from pyeer import eer_stats
+
     for seed in range(5):
-        genuine, impostor = _score_sets(seed, decimals=decimals)
+        genuine, impostor = roc_scores(seed, decimals=decimals)
         _, fmr, fnmr = eer_stats.calculate_roc(genuine, impostor)
         _, low, high, eer = eer_stats.get_eer_values(fmr, fnmr)
         result = equal_error_rate(genuine, impostor)
@@ -133,19 +122,16 @@ def test_eer_bracket_matches_pyeer(decimals):
         assert (result.low + result.high) / 2 == pytest.approx(eer, abs=1e-15)
 
 
-def _bob_measure(monkeypatch):
-    # bob.measure is numba-compiled; compiling costs ~8 s, interpreting these small inputs ~0.1 s.
-    if "numba" not in sys.modules:
-        monkeypatch.setenv("NUMBA_DISABLE_JIT", "1")
-    return pytest.importorskip("bob.measure", reason="bob.measure not installed (pip install bob.measure)")
-
-
-def test_eer_midpoint_matches_bob_measure(monkeypatch):
-    bob = _bob_measure(monkeypatch)
-    assert bob.eer(IMPOSTOR, GENUINE) == pytest.approx(equal_error_rate(GENUINE, IMPOSTOR).midpoint, abs=1e-15)
+def test_eer_midpoint_matches_bob_measure():
+    # bob.measure.eer on these scores, recorded by tests/reference_values/make_bob_measure.py
+    # (bob.measure pins numpy<2, so it cannot share the test environment).
+    bob = recorded("bob_measure")
+    case = recorded_case(bob, "eer_tie_fixture", GENUINE, IMPOSTOR)
+    assert case["eer"] == pytest.approx(equal_error_rate(GENUINE, IMPOSTOR).midpoint, abs=1e-15)
     for seed in range(5):
-        genuine, impostor = _score_sets(seed)
-        assert bob.eer(impostor, genuine) == pytest.approx(equal_error_rate(genuine, impostor).midpoint, abs=1e-12)
+        genuine, impostor = roc_scores(seed)
+        case = recorded_case(bob, f"eer_roc_scores_seed{seed}", genuine, impostor)
+        assert case["eer"] == pytest.approx(equal_error_rate(genuine, impostor).midpoint, abs=1e-12)
 
 
 def test_error_rates_at_threshold_accept_rule():
@@ -159,8 +145,8 @@ def test_error_rates_at_threshold_accept_rule():
 
 
 def test_oracle_threshold_is_optimistic_against_a_dev_threshold():
-    dev_genuine, dev_impostor = _score_sets(10)
-    test_genuine, test_impostor = _score_sets(11)
+    dev_genuine, dev_impostor = roc_scores(10)
+    test_genuine, test_impostor = roc_scores(11)
     dev_threshold = hter_at_oracle_threshold(dev_genuine, dev_impostor).threshold
     oracle = hter_at_oracle_threshold(test_genuine, test_impostor)
     fixed = error_rates_at_threshold(test_genuine, test_impostor, dev_threshold)

@@ -1,25 +1,15 @@
 """TAR@FAR (at-most and insightface nearest) and insightface's 10-fold pair accuracy."""
 
-import sys
-
 import numpy as np
 import pytest
 from sklearn.metrics import roc_curve as sk_roc_curve
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import normalize
 
+from _reference_scores import recorded, recorded_case, verification_scores
 from overspec.metrics import INSIGHTFACE_THRESHOLDS, kfold_verification_accuracy, tar_at_far
 
 TARGETS = (1e-4, 1e-3, 3e-3, 1e-2, 0.05, 0.1, 0.29, 0.5)
-
-
-def _scores(seed, n_gen=2000, n_imp=20000, decimals=None, dtype=np.float64):
-    rng = np.random.default_rng(seed)
-    genuine = rng.normal(2.5, 1.0, n_gen).astype(dtype)
-    impostor = rng.normal(0.0, 1.0, n_imp).astype(dtype)
-    if decimals is not None:
-        genuine, impostor = np.round(genuine, decimals), np.round(impostor, decimals)
-    return genuine, impostor
 
 
 def _brute_force_at_most(genuine, impostor, targets):
@@ -54,7 +44,7 @@ def _check_against_references(genuine, impostor, targets):
 @pytest.mark.parametrize("decimals", [None, 1, 2])
 def test_tar_at_far_at_most_matches_brute_force(decimals):
     for seed in range(3):
-        genuine, impostor = _scores(seed, decimals=decimals, dtype=np.float32)
+        genuine, impostor = verification_scores(seed, decimals=decimals, dtype=np.float32)
         for point in _check_against_references(genuine, impostor, TARGETS):
             assert point.achieved_far <= point.far_target
             # The reported threshold reproduces the counts under the rule score >= threshold.
@@ -67,7 +57,7 @@ def test_tar_at_far_at_most_matches_brute_force(decimals):
 def test_tar_at_far_nearest_matches_insightface(decimals, offset):
     # offset 0.005 after rounding: impostor-only ties; offset 0: ties within and across classes.
     for seed in range(3):
-        genuine, impostor = _scores(seed, decimals=decimals)
+        genuine, impostor = verification_scores(seed, decimals=decimals)
         _check_against_references(genuine + offset, impostor, TARGETS + (1e-6, 0.0, 0.7, 1.0))
 
 
@@ -93,7 +83,7 @@ def test_tar_at_far_hand_computed_with_ties():
 
 
 def test_tar_at_far_float32_partition_path_and_targets():
-    genuine, impostor = _scores(5, n_gen=500, n_imp=300_000, dtype=np.float32)
+    genuine, impostor = verification_scores(5, n_gen=500, n_imp=300_000, dtype=np.float32)
     points = _check_against_references(genuine, impostor, (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1))
     assert points == tar_at_far(genuine, impostor)  # the IJB targets are the default
     assert [p.far_target for p in points] == [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
@@ -112,35 +102,57 @@ def test_tar_at_far_deepens_the_sorted_tail_when_the_nearest_point_is_far():
     assert (low.tar, low.achieved_far, high.tar, high.achieved_far) == (0.99, 0.1, 0.99, 0.6)
 
 
-def test_tar_at_far_saturated_scores():
+def test_tar_at_far_saturatedverification_scores():
     # Probabilities that saturate at exactly 0 and 1: two distinct scores, sklearn does not thin.
     genuine, impostor = np.array([1.0, 1.0, 1.0, 0.0]), np.array([0.0] * 7 + [1.0])
     _check_against_references(genuine, impostor, [0.0, 0.1, 0.5, 0.9, 1.0])
 
 
-def _bob_measure(monkeypatch):
-    # bob.measure is numba-compiled; compiling costs ~8 s, interpreting these small inputs ~0.1 s.
-    if "numba" not in sys.modules:
-        monkeypatch.setenv("NUMBA_DISABLE_JIT", "1")
-    return pytest.importorskip("bob.measure", reason="bob.measure not installed (pip install bob.measure)")
+def _bob_points(case):
+    return [(point["far_target"], point) for point in case["points"]]
 
 
-def test_bob_measure_reference_thresholds(monkeypatch):
+def test_bob_measure_reference_thresholds():
+    # bob.measure.far_threshold and farfrr, recorded by tests/reference_values/make_bob_measure.py
+    # (bob.measure pins numpy<2, so it cannot share the test environment). Both choose the
+    # largest achieved FAR at most the target, so the achieved FARs must be equal.
+    bob = recorded("bob_measure")
     # bob.measure tests/test_error.py: negatives 0..9, positives 10..19 -> achieved FAR = floor(10 f)/10.
     negatives, positives = np.arange(10.0), np.arange(10.0, 20.0)
-    for far in np.linspace(0.0, 1.0, 21):
+    case = recorded_case(bob, "far_threshold_bob_separable", positives, negatives)
+    assert len(case["points"]) == 21
+    for far, expected in _bob_points(case):
         point = tar_at_far(positives, negatives, far)[0]
-        assert point.achieved_far == np.floor(10 * far + 1e-9) / 10
+        assert point.achieved_far == np.floor(10 * far + 1e-9) / 10 == pytest.approx(expected["far"], abs=1e-15)
+        assert point.tar == 1 - expected["frr"] == 1.0
     # Tied negatives: FAR 0.5 may accept the four 1.0s (4/9); FAR 0.4 may not, so none at all.
     tied = np.array([0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.0, 1.0, 1.0])
     assert tar_at_far(positives / 10, tied, 0.5)[0].achieved_far == 4 / 9
     assert tar_at_far(positives / 10, tied, 0.4)[0].achieved_far == 0.0
-    bob = _bob_measure(monkeypatch)
+    case = recorded_case(bob, "far_threshold_bob_tied", positives / 10, tied)
+    assert [far for far, _ in _bob_points(case)] == [0.4, 0.5]
+    for far, expected in _bob_points(case):
+        point = tar_at_far(positives / 10, tied, far)[0]
+        assert (point.achieved_far, point.tar) == (pytest.approx(expected["far"], abs=1e-15), 1 - expected["frr"])
+    extra_accepts = []
     for decimals in (None, 1):
-        genuine, impostor = _scores(7, n_gen=300, n_imp=1000, decimals=decimals)
-        for far in (0.001, 0.01, 0.1, 0.25):
-            bob_far, _ = bob.farfrr(impostor, genuine, bob.far_threshold(impostor, genuine, far))
-            assert tar_at_far(genuine, impostor, far)[0].achieved_far == pytest.approx(bob_far, abs=1e-15)
+        genuine, impostor = verification_scores(7, n_gen=300, n_imp=1000, decimals=decimals)
+        case = recorded_case(bob, f"far_threshold_verification_scores_seed7_decimals{decimals}", genuine, impostor)
+        assert [far for far, _ in _bob_points(case)] == [0.001, 0.01, 0.1, 0.25]
+        for far, expected in _bob_points(case):
+            point = tar_at_far(genuine, impostor, far)[0]
+            assert point.achieved_far == pytest.approx(expected["far"], abs=1e-15)
+            # bob's accept rule is ours: its FAR and FRR recount under score >= its threshold.
+            assert np.mean(impostor >= expected["threshold"]) == pytest.approx(expected["far"], abs=1e-15)
+            assert np.mean(genuine < expected["threshold"]) == pytest.approx(expected["frr"], abs=1e-15)
+            # bob sets its threshold on the last accepted impostor; tar_at_far on the lowest score
+            # with the same false accepts, so it also accepts the genuines between the two.
+            assert point.threshold <= expected["threshold"]
+            assert point.tar >= 1 - expected["frr"] - 1e-15
+            assert point.tar == np.mean(genuine >= point.threshold)
+            extra_accepts.append(round((point.tar - (1 - expected["frr"])) * genuine.size))
+    # Where impostors lie apart, the two differ: 27 more genuines (TAR 0.39 vs bob's 0.30) at FAR 0.001.
+    assert extra_accepts == [27, 1, 0, 0, 9, 0, 0, 0]
 
 
 def _insightface_10fold(embeddings1, embeddings2, issame, nrof_folds=10):

@@ -157,3 +157,49 @@ def test_bad_score_files_are_user_errors(tmp_path):
         figures.plot_tar_far(pd.DataFrame({"score": [0.1, 0.2], "label": [1, 1]}), tmp_path / "y")
     with pytest.raises(UserError, match="'step' or 'loss'"):
         figures.plot_training_curves({"x": pd.DataFrame({"iteration": [1]})}, tmp_path / "z")
+
+
+def test_tradeoff_has_one_labelled_marker_per_fine_tune_and_wiseft_lines(tmp_path):
+    from overspec.report.tradeoff import tradeoff_points
+
+    metrics = study()
+    # own-task results: fr-s gains 10 pp pair accuracy, fr-m 4 pp; mad-s lowers its D-EER by 6 pp
+    bio = [("clip-s", "toy-s", "none", "face_verification", "pairs", "accuracy", 0.70),
+           ("fr-s", "toy-s", "fr", "face_verification", "pairs", "accuracy", 0.80),
+           ("clip-m", "toy-m", "none", "face_verification", "pairs", "accuracy", 0.72),
+           ("fr-m", "toy-m", "fr", "face_verification", "pairs", "accuracy", 0.76),
+           ("clip-s", "toy-s", "none", "mad", "average", "eer", 0.40),
+           ("mad-s", "toy-s", "mad", "mad", "average", "eer", 0.34)]
+    metrics = pd.concat([metrics, pd.DataFrame([(m, b, a, p, d, k, v, 100) for m, b, a, p, d, k, v in bio],
+                                               columns=metrics.columns)], ignore_index=True)
+    # a WiSE-FT model halfway along fr-s
+    wise = metrics[metrics.model == "fr-s"].assign(model="fr-s-wise050")
+    wise.loc[wise.protocol == "face_verification", "value"] = 0.76
+    metrics = pd.concat([metrics, wise], ignore_index=True)
+    points = tradeoff_points(metrics, gelo_table(metrics), {"fr-s-wise050": {"finetune": "fr-s", "alpha": 0.5}})
+    zeroshot = points[points.protocol == "zeroshot"].set_index("model")
+    assert sorted(zeroshot.index) == ["fr-m", "fr-s", "fr-s-wise050", "mad-s"]
+    assert zeroshot.loc["fr-s", "gain_pp"] == pytest.approx(10.0) and zeroshot.loc["mad-s", "gain_pp"] == pytest.approx(6.0)
+    assert (zeroshot.loc["fr-s", "finetune"], zeroshot.loc["fr-s", "alpha"]) == ("fr-s", 1.0)
+    assert zeroshot.loc["fr-s-wise050", "gain_pp"] == pytest.approx(6.0) and zeroshot.loc["fr-m", "finetune"] == ""
+
+    paths = figures.plot_tradeoff(points, tmp_path / "tradeoff")
+    check_pair(paths)
+    svg = paths["svg"].read_text()
+    for protocol in ("zeroshot", "linear_probe"):
+        for model in zeroshot.index:
+            assert svg.count(f'id="tradeoff-{protocol}-{model}"') == 1
+    assert svg.count('id="tradeoff-') == 8
+
+
+def test_training_curves_give_each_loss_kind_its_own_panel(tmp_path):
+    steps = np.arange(100)
+    cosface = pd.DataFrame({"step": steps, "loss": 30 - 0.1 * steps, "lr_encoder": np.full(100, 1e-3)})
+    binary = pd.DataFrame({"step": steps, "loss": 0.69 - 0.003 * steps, "lr_encoder": np.full(100, 1e-4)})
+    paths = figures.plot_training_curves({"fr": cosface, "mad": binary}, tmp_path / "curves",
+                                         loss_kinds={"fr": "cosface", "mad": "binary"})
+    width, _ = check_pair(paths)
+    svg = paths["svg"].read_text()
+    # three panels in one row: CosFace loss, binary cross-entropy, encoder learning rate
+    assert [svg.count(f'id="training-{panel}"') for panel in ("cosface", "binary", "lr_encoder")] == [1, 1, 1]
+    assert svg.count('id="training-') == 3 and width > 1500

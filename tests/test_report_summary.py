@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 
+from overspec.analysis.task_gain import TASK_GAIN_COLUMNS
 from overspec.report.gelo import GELO_COLUMNS, gelo_table
 from overspec.report.paper import load_paper_tables, paper_as_metrics
 from overspec.report.summary import (
@@ -149,16 +150,59 @@ def test_summary_page_on_published_numbers_and_on_a_partial_run(tmp_path):
     metrics = paper_as_metrics(load_paper_tables())
     table = gelo_table(metrics)
     text = write_summary(metrics, table, tmp_path / "summary.md").read_text()
-    assert "1. **Task complexity.**" in text and "**Supported** (8 of 8 comparisons hold)" in text
-    # the paper's own numbers break its capacity claim once: FoundPAD zero-shot 1.001 (B) > 0.997 (L)
-    assert "3. **Capacity.**" in text and "**Not supported** (5 of 6 comparisons hold)" in text
+    # FoundPAD ViT-L/14's published HTER (43.00) is worse than CLIP ViT-L/14's (31.37): it did not learn its
+    # task, so it leaves the findings, and with it the one comparison that broke the capacity claim
+    # (FoundPAD zero-shot GELO 1.001 on ViT-B/16 > 0.997 on ViT-L/14)
+    assert "| FoundPAD ViT-L/14    | ViT-L/14   | PAD    | HTER     | did not learn its task" in text
+    assert "Left out of the findings" in text and "FoundPAD ViT-L/14 (did not learn its task)" in text
+    assert "1. **Task complexity.**" in text and "**Supported** (6 of 6 comparisons hold)" in text
+    assert "3. **Capacity.**" in text and "**Supported** (4 of 4 comparisons hold)" in text
+    # each comparison states both sides: what the model bought on its own task and what it kept
+    assert ("ViT-B/16, zero-shot: FR FRoundation ViT-B/16 (FR +10.47 pp Acc.) GELO 0.688 < MAD MADation ViT-B/16 "
+            "(MAD +11.70 pp EER) GELO 0.976 (holds)") in text
     assert "FRoundation ViT-B/16 | ViT-B/16   | fr" in text and "0.688" in text
     assert "+53.73" in text  # FRoundation ViT-B on IJB-B over CLIP
 
     partial = metrics[metrics.model.isin(["CLIP ViT-B/16", "MADation ViT-B/16"])]
     text = write_summary(partial, gelo_table(partial), tmp_path / "partial.md").read_text()
-    assert text.count("**Not tested in this run**") == 3
+    assert text.count("**Not tested on this run**") == 3
     assert (
         write_summary(partial, gelo_table(partial), tmp_path / "again.md").read_bytes()
         == (tmp_path / "partial.md").read_bytes()
     )
+
+
+def _task_gain(rows):
+    """task_gain.csv rows: (model, task, metric, fine-tuned, baseline, gain, low, high, significant)."""
+    frame = pd.DataFrame(
+        [dict(zip(("model", "task", "metric", "model_value", "baseline_value", "gain", "ci_low", "ci_high", "significant"),
+                  row)) for row in rows])
+    for column in TASK_GAIN_COLUMNS:
+        if column not in frame:
+            frame[column] = 0 if column in ("resamples", "seed", "p_value") else ""
+    return frame[list(TASK_GAIN_COLUMNS)]
+
+
+def test_a_fine_tune_without_a_significant_gain_is_marked_and_left_out(tmp_path):
+    metrics = paper_as_metrics(load_paper_tables())
+    names = {"FRoundation": "fr", "MADation": "mad", "FoundPAD": "pad"}
+    rows = []
+    for approach, task in names.items():
+        for arch in ("ViT-B/16", "ViT-L/14"):
+            # MADation ViT-B/16 gains 2 points, but its interval crosses 0: it did not learn its task here
+            unsure = (approach, arch) == ("MADation", "ViT-B/16")
+            rows.append((f"{approach} {arch}", task, "metric", 0.9, 0.8, 0.02 if unsure else 0.10,
+                         -0.01 if unsure else 0.05, 0.05 if unsure else 0.15, not unsure))
+    text = write_summary(metrics, gelo_table(metrics), tmp_path / "summary.md", task_gain=_task_gain(rows)).read_text()
+    assert "| MADation ViT-B/16    | ViT-B/16   | MAD    | metric   | did not learn its task" in text
+    assert "+2.00 [-1.00, +5.00]" in text and "+10.00 [+5.00, +15.00]" in text
+    assert "Left out of the findings" in text and "MADation ViT-B/16 (did not learn its task)" in text
+    findings_part = text[text.index("## The study's findings"):]
+    assert "MADation ViT-B/16" not in findings_part and "MADation ViT-L/14" in findings_part
+    # ViT-B/16 keeps FR vs PAD (2 protocols); ViT-L/14 keeps FR vs MAD and PAD (4): 6 comparisons, not 8
+    assert "**Supported** (6 of 6 comparisons hold)" in findings_part
+
+    # with no fine-tune that learned, every finding reads "not tested on this run"
+    none_learned = [row[:-1] + (False,) for row in rows]
+    text = write_summary(metrics, gelo_table(metrics), tmp_path / "none.md", task_gain=_task_gain(none_learned)).read_text()
+    assert text.count("**Not tested on this run**") == 3 and text.count("did not learn its task") >= 6

@@ -75,6 +75,16 @@ def test_recordio_splits_and_rejoins_records_holding_the_magic(positions):
     assert read_record(buf, len(raw) - 12) == b"next"
 
 
+@pytest.mark.parametrize("position", [1, 2, 3, 17])
+def test_recordio_keeps_an_unaligned_magic_inside_one_record(position):
+    data = bytearray(b"0123456789abcdefghijk")
+    data[position:position + 4] = struct.pack("<I", RECORDIO_MAGIC)
+    buf = io.BytesIO()
+    _write_raw(buf, bytes(data))
+    assert struct.unpack("<I", buf.getvalue()[4:8])[0] == len(data)  # one whole record (cflag 0)
+    assert read_record(buf, 0) == bytes(data)
+
+
 def test_ir_header_pack_unpack():
     assert unpack_record(pack_record(7.0, b"img", rid=3)) == (0, (7.0,), 3, b"img")
     assert unpack_record(pack_record([5.0, 9.0], b"x")) == (2, (5.0, 9.0), 0, b"x")

@@ -172,7 +172,7 @@ def test_estimate_is_within_2x_of_the_recorded_job_times(study):
 # -- the report: tables, figures, summary, and `snakemake --report` ------------------------------
 
 # the tiny study's figures: five for every study, one score-curve figure per IJB / MAD / PAD benchmark
-FIGURES = ("gelo", "retention_heatmap", "retention_scatter", "capacity", "training_curves",
+FIGURES = ("tradeoff", "gelo", "retention_heatmap", "retention_scatter", "capacity", "training_curves",
            "ijb_toyijb", "mad_toy_mad", "pad_toy_pad")
 
 

@@ -7,7 +7,7 @@ with job_log(snakemake.log[0]):
 
     settings = {"pairs": dict(snakemake.params.pairs), "resamples": snakemake.params.resamples}
     run_significance(
-        snakemake.input.results, settings["pairs"], snakemake.params.models, dict(snakemake.output),
+        snakemake.input.results, snakemake.input.biometric, settings["pairs"], snakemake.params.models, dict(snakemake.output),
         resamples=settings["resamples"], seed=snakemake.params.seed,
         provenance=provenance(snakemake.rule, dict(snakemake.input), settings, snakemake.params.code,
                               snakemake.params.seed),

@@ -9,7 +9,7 @@ with job_log(snakemake.log[0]):
     import torch
 
     from overspec.provenance import provenance, read_digest, write_sidecar
-    from overspec.train.launch import run_finetune
+    from overspec.train.launch import run_finetune, workers_per_process
 
     torch.set_num_threads(snakemake.threads)
     recipe = dict(snakemake.params.recipe)
@@ -23,5 +23,5 @@ with job_log(snakemake.log[0]):
     }
     run_finetune(recipe, snakemake.input.base, snakemake.params.train_data, snakemake.output.model,
                  snakemake.output.log_csv, processes=processes, device=device,
-                 workers=max(0, snakemake.threads - 1), card_extra=card_extra)
+                 workers=workers_per_process(snakemake.threads, processes), card_extra=card_extra)
     write_sidecar(snakemake.output.log_csv, card_extra["provenance"])

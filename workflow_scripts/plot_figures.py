@@ -7,7 +7,8 @@ with job_log(snakemake.log[0]):
     from overspec.provenance import provenance
     from overspec.report.study_figures import write_study_figures
 
-    settings = {"curves": snakemake.params.curves, "training_logs": snakemake.params.train_logs}
+    settings = {"curves": snakemake.params.curves, "training_logs": snakemake.params.train_logs,
+                "loss_kinds": snakemake.params.loss_kinds, "wiseft": snakemake.params.wiseft}
     write_study_figures(
         snakemake.input.metrics, snakemake.input.gelo, Path(snakemake.output.png[0]).parent, **settings,
         provenance=provenance(snakemake.rule, dict(snakemake.input), settings, snakemake.params.code, None),

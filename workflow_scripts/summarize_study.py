@@ -7,6 +7,7 @@ with job_log(snakemake.log[0]):
 
     write_study_summary(
         snakemake.input.metrics, snakemake.input.gelo, snakemake.output.summary,
+        task_gain_csv=snakemake.input.get("task_gain"),
         exclude_models=snakemake.params.interpolated,
         provenance=provenance(snakemake.rule, dict(snakemake.input), {}, snakemake.params.code, None),
     )

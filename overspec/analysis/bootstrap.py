@@ -21,7 +21,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TypeVar
 
+import os
+
 import numpy as np
+import pandas as pd
 
 from overspec.errors import UserError
 from overspec.metrics import PRIMARY_METRICS, bootstrap_indices
@@ -100,3 +103,16 @@ def primary_replicates(metric: str, labels: np.ndarray, preds: Mapping[K, np.nda
         done += weights.shape[0]
     unit = np.ones((1, labels.size))
     return {key: (float(weighted_primary(metric, unit, labels, preds[key])[0]), values[key]) for key in keys}
+
+
+def read_tested_table(path: str | os.PathLike, columns: Sequence[str], text_columns: Sequence[str]) -> pd.DataFrame:
+    """A CSV of bootstrap tests (``bootstrap_significance``'s outputs), ``significant`` as bool."""
+    try:
+        frame = pd.read_csv(path, dtype={c: str for c in text_columns})
+    except (OSError, pd.errors.ParserError) as error:
+        raise UserError(f"Cannot read {path} ({error}); rerun the bootstrap_significance rule.") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path} lacks the columns {', '.join(missing)}; rerun the bootstrap_significance rule.")
+    frame["significant"] = frame["significant"].astype(str).str.lower().eq("true")
+    return frame

@@ -8,9 +8,12 @@ datasets are in the study) scores every model and both protocols, so a differenc
 and a GELO replicate is mean_d(model replicate) / mean_d(baseline replicate) over independently
 resampled datasets. Differences are tested against 0, GELO against 1.
 
+The fine-tunes' own-task gains (``overspec.analysis.task_gain``) are tested in the same job.
+
 Outputs: ``significance.csv`` (one row per model, protocol, dataset; join it to ``metrics.csv`` on
 ``model, protocol, dataset`` and ``metric`` = ``primary``), ``significance_gelo.csv`` (one row per
-model and protocol; join to ``gelo.csv`` on ``model, protocol``) and ``significance.md``.
+model and protocol; join to ``gelo.csv`` on ``model, protocol``), ``task_gain.csv`` (one row per
+fine-tune) and ``significance.md``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from overspec.analysis.bootstrap import primary_replicates, summarize
+from overspec.analysis.bootstrap import primary_replicates, read_tested_table, summarize
+from overspec.analysis.task_gain import TASK_GAIN_FLOATS, task_gain_markdown, task_gain_table
 from overspec.errors import UserError
 from overspec.evaluate.general import PREDICTION_COLUMNS
 from overspec.provenance import read_json, sha256_file, write_sidecar
@@ -190,13 +194,19 @@ def significance_markdown(differences: pd.DataFrame, gelo: pd.DataFrame, *, resa
     return "\n".join(parts)
 
 
-def run_significance(result_paths: Iterable[str | os.PathLike], pairs: Mapping[str, str],
-                     models: Mapping[str, Mapping[str, Any]], outputs: Mapping[str, str | os.PathLike], *,
-                     resamples: int, seed: int, provenance: Mapping[str, Any], alpha: float = 0.05) -> None:
-    """Write ``outputs['differences']``, ``outputs['gelo']`` (CSV) and ``outputs['markdown']``, each with a sidecar."""
+def run_significance(result_paths: Iterable[str | os.PathLike], biometric_paths: Iterable[str | os.PathLike],
+                     pairs: Mapping[str, str], models: Mapping[str, Mapping[str, Any]],
+                     outputs: Mapping[str, str | os.PathLike], *, resamples: int, seed: int,
+                     provenance: Mapping[str, Any], alpha: float = 0.05) -> None:
+    """Write ``outputs['differences']``, ``outputs['gelo']``, ``outputs['task_gain']`` (CSV) and
+    ``outputs['markdown']``, each with a sidecar. ``biometric_paths`` are the fine-tunes' and their
+    baselines' results on the fine-tunes' own tasks (``overspec.analysis.task_gain``)."""
     differences, gelo = significance_tables(result_paths, pairs, models, resamples=resamples, seed=seed, alpha=alpha)
+    gains = task_gain_table(biometric_paths, pairs, models, resamples=resamples, seed=seed, alpha=alpha)
+    markdown = significance_markdown(differences, gelo, resamples=resamples, seed=seed, alpha=alpha)
     texts = {"differences": significance_csv(differences), "gelo": significance_csv(gelo),
-             "markdown": significance_markdown(differences, gelo, resamples=resamples, seed=seed, alpha=alpha)}
+             "task_gain": float_csv(gains, TASK_GAIN_FLOATS),
+             "markdown": markdown + "\n" + task_gain_markdown(gains, alpha)}
     for name, text in texts.items():
         write_sidecar(write_text_file(outputs[name], text), provenance)
 
@@ -206,12 +216,4 @@ def read_significance(path: str | os.PathLike) -> pd.DataFrame:
 
     A significant drop is a row with ``significant`` and ``difference < 0``.
     """
-    try:
-        frame = pd.read_csv(path, dtype={"model": str, "protocol": str, "dataset": str})
-    except (OSError, pd.errors.ParserError) as error:
-        raise UserError(f"Cannot read {path} ({error}); rerun the bootstrap_significance rule.") from None
-    missing = [c for c in DIFFERENCE_COLUMNS if c not in frame.columns]
-    if missing:
-        raise UserError(f"{path} lacks the columns {', '.join(missing)}; rerun the bootstrap_significance rule.")
-    frame["significant"] = frame["significant"].astype(str).str.lower().eq("true")
-    return frame
+    return read_tested_table(path, DIFFERENCE_COLUMNS, ("model", "protocol", "dataset"))

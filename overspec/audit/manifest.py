@@ -24,6 +24,7 @@ from overspec.provenance import (
     SIDECAR_SUFFIX,
     read_json,
     sha256_file,
+    sha256_path,
     sidecar_path,
     write_json,
 )
@@ -273,7 +274,7 @@ def verify(study: str | Path, manifest: Mapping[str, Any] | None = None) -> Veri
                 continue
             if source not in external:
                 candidate = Path(source) if Path(source).is_absolute() else study / source
-                external[source] = sha256_file(candidate) if candidate.is_file() else None
+                external[source] = sha256_path(candidate) if candidate.exists() else None
                 if external[source] is None:
                     notes.append(f"cannot check {source}: an input recorded outside the study is not there")
             if external[source] is not None and external[source] != item["sha256"]:

@@ -17,6 +17,12 @@ from pathlib import Path
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent.parent / "data" / "model_configs"
 _REQUIRED_KEYS = ("embed_dim", "vision_cfg", "text_cfg")
+TRANSFORMERS_PREFIX = "transformers:"  # a Hugging Face hub id of a transformers CLIPModel (local cache)
+
+
+def is_transformers_source(source: str) -> bool:
+    """Whether `source` names a Hugging Face transformers checkpoint: transformers:<id>, or a folder with config.json."""
+    return str(source).startswith(TRANSFORMERS_PREFIX) or (Path(source) / "config.json").is_file()
 
 
 def open_clip_config_dir() -> Path:

@@ -13,7 +13,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from overspec.errors import UserError
-from overspec.models.factory import create_model
+from overspec.models.factory import architecture_of_card, create_model
 from overspec.provenance import atomic_path
 
 CARD_KEY = "overspec_card"
@@ -66,7 +66,7 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
     tensors = load_file(str(path), device="cpu")
     head = {k[len(HEAD_PREFIX):]: v for k, v in tensors.items() if k.startswith(HEAD_PREFIX)}
     weights = {k: v for k, v in tensors.items() if not k.startswith(HEAD_PREFIX)}
-    arch = card["architecture"]["open_clip_model"]
+    arch = architecture_of_card(card)
     model = create_model(arch)
     expected = model.state_dict()
     problem = next((f"missing tensor {k}" for k in expected if k not in weights), None)

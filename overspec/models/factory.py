@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
 
 import open_clip
 import torch
@@ -22,6 +25,28 @@ def architecture_config(arch: str) -> dict[str, Any]:
             f"(e.g. ViT-B-16, ViT-L-14) or a toy one ({', '.join(sorted(p.stem for p in MODEL_CONFIG_DIR.glob('*.json')))})."
         )
     return cfg
+
+
+def register_architecture(arch: str, model_config: Mapping[str, Any]) -> None:
+    """Make an architecture known to open_clip for this process (one derived from a Hugging Face
+    config that open_clip has no file for; its config travels in the model card)."""
+    known = open_clip.get_model_config(arch)
+    if known is not None:
+        if known != dict(model_config):
+            raise UserError(f"Model config of architecture {arch} differs from the one already known under that name.")
+        return
+    folder = Path(tempfile.mkdtemp(prefix="overspec-arch-"))  # open_clip registers configs from files only
+    path = folder / f"{arch}.json"
+    path.write_text(json.dumps(dict(model_config)))
+    open_clip.add_model_config(path)
+
+
+def architecture_of_card(card: Mapping[str, Any]) -> str:
+    """The architecture a model card names, registered first when the card carries its config."""
+    arch = card["architecture"]["open_clip_model"]
+    if "model_config" in card["architecture"]:
+        register_architecture(arch, card["architecture"]["model_config"])
+    return arch
 
 
 def create_model(arch: str, seed: int | None = None) -> open_clip.CLIP:

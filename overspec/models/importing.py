@@ -13,6 +13,11 @@ Sources (`source`):
     Their `loralib/layers.py` adds `(B @ A) * alpha / sqrt(r)` (rsLoRA, hard-coded) to the frozen
     weight; alpha is not stored in the file, so it must be given (`lora_alpha`).
 
+- a Hugging Face transformers CLIPModel folder (`save_pretrained`) or `transformers:<org>/<repo>`
+  from the local cache, converted by `overspec.models.hf_clip`; its architecture is derived from
+  its config (an open_clip one when it matches, else a config of its own carried in the card).
+
+A PEFT LoRA adapter (`adapter`) can be merged on top of any of these (`overspec.models.peft_lora`).
 A head can come along (`head_source`): the published `*_header.pth` (`kernel` [D, C] for
 CosFace/ArcFace, `linear.weight`/`linear.bias` for the binary header) or overspec's own
 `weight`/`bias`. Shapes are checked against the declared architecture; the first mismatching
@@ -29,8 +34,10 @@ import open_clip
 import torch
 
 from overspec.errors import UserError
-from overspec.models.checkpoint import save_model
-from overspec.models.factory import architecture_config, create_model, preprocessing_of
+from overspec.models.checkpoint import HEAD_PREFIX, read_card, save_model
+from overspec.models.architectures import is_transformers_source
+from overspec.models.factory import (
+    architecture_config, architecture_of_card, create_model, preprocessing_of, register_architecture)
 from overspec.models.heads import HeadConfig, build_head, head_tensors
 from overspec.models.lora import lora_scaling
 from overspec.provenance import sha256_file
@@ -190,6 +197,16 @@ def convert_published_head(state: Mapping[str, torch.Tensor], config: HeadConfig
 # Sources
 
 
+def model_file_card(path: str) -> dict[str, Any] | None:
+    """The model card of an overspec model file, None for any other file."""
+    if not path.endswith(".safetensors") or not Path(path).is_file():
+        return None
+    try:
+        return read_card(path)
+    except UserError:
+        return None
+
+
 def _resolve_pretrained(source: str, arch: str) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
     """Download an open_clip tag or hf-hub checkpoint; returns (state, source card, pretrained cfg)."""
     from open_clip import pretrained as oc_pretrained
@@ -223,9 +240,10 @@ def _resolve_pretrained(source: str, arch: str) -> tuple[dict[str, torch.Tensor]
 
 def import_model(
     source: str | Path,
-    arch: str,
+    arch: str | None,
     out_path: str | Path,
     *,
+    adapter: str | Path | None = None,
     layout: str = "auto",
     lora_alpha: float | None = None,
     lora_rslora: bool = True,
@@ -236,23 +254,52 @@ def import_model(
 ) -> dict[str, Any]:
     """Convert `source` into `out_path` (overspec model file); returns the card written.
 
-    `preprocessing` is a dict, the name of a published recipe (froundation / madation / foundpad),
-    or None for the pretrained tag's settings (else the architecture's defaults).
+    `arch` None takes the architecture a Hugging Face checkpoint's config describes. `adapter` is a
+    PEFT LoRA folder merged into the source's weights. `preprocessing` is a dict, the name of a
+    published recipe (froundation / madation / foundpad), or None for the pretrained tag's (or HF
+    preprocessor config's) settings, else the architecture's defaults.
     """
     if layout not in LAYOUTS:
         raise UserError(f"Import layout '{layout}' is unknown: use one of {list(LAYOUTS)}.")
-    architecture_config(arch)  # unknown names stop here, before any download
     source_str = str(source)
+    hf = is_transformers_source(source_str)
+    own_card = model_file_card(source_str)  # an overspec model file (the baseline an adapter goes into)
     tag_cfg: dict[str, Any] = {}
-    if Path(source_str).is_file():
+    arch_card: dict[str, Any] = {}
+    if own_card is not None:
+        tag_cfg = own_card.get("preprocessing") or {}
+        if arch is None:
+            arch = architecture_of_card(own_card)
+            arch_card = {k: v for k, v in own_card["architecture"].items() if k != "open_clip_model"}
+    if arch is not None:
+        architecture_config(arch)  # unknown names stop here, before any download
+    elif not hf:
+        raise UserError(f"Checkpoint {source_str} is not a Hugging Face CLIP checkpoint, so its architecture cannot be "
+                        "read from it: declare the backbone's arch.")
+    if hf:
+        from overspec.models.hf_clip import CUSTOM_ARCH_PREFIX, normalised, read_hf_checkpoint
+
+        converted = read_hf_checkpoint(source_str)
+        if arch is not None and normalised(architecture_config(arch)) != normalised(converted.model_config):
+            raise UserError(f"Checkpoint {source_str} is a {converted.arch} CLIP ({converted.model_config}), not the "
+                            f"declared architecture {arch}: declare {converted.arch} or import the right checkpoint.")
+        arch = arch or converted.arch
+        if arch.startswith(CUSTOM_ARCH_PREFIX):  # open_clip has no config file for it: the card carries it
+            register_architecture(arch, converted.model_config)
+            arch_card["model_config"] = converted.model_config
+        state, source_card, tag_cfg = converted.state, converted.card, converted.preprocessing
+    elif Path(source_str).is_file():
         state = load_tensor_file(source_str)
-        source_card = {"kind": "file", "name": Path(source_str).name, "sha256": sha256_file(source_str)}
+        if own_card is not None:
+            state = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIX)}
+        source_card = {"kind": "overspec_model" if own_card else "file", "name": Path(source_str).name,
+                       "sha256": sha256_file(source_str)}
     elif source_str.startswith(("hf-hub:", "open_clip:")) or not Path(source_str).suffix:
         state, source_card, tag_cfg = _resolve_pretrained(source_str, arch)
     else:
         raise UserError(f"Checkpoint {source_str} does not exist: check the path in the import settings.")
     state = _strip_prefixes(state)
-    found_layout = detect_layout(state) if layout == "auto" else layout
+    found_layout = "transformers" if hf else (detect_layout(state) if layout == "auto" else layout)
     lora_card = None
     if found_layout == "published_lora":
         if lora_alpha is None:
@@ -260,6 +307,11 @@ def import_model(
                             "stored in the file: set lora_alpha (FRoundation CLIP ViT-B/16 release: 32; MADation: 4 (B) / "
                             "8 (L); FoundPAD: 8).")
         state, lora_card = merge_published_lora(state, lora_alpha, lora_rslora)
+    adapter_card = None
+    if adapter is not None:
+        from overspec.models.peft_lora import merge_adapter
+
+        state, adapter_card = merge_adapter(state, adapter)
     model = create_model(arch)
     checked = check_against_architecture(state, model, source_str)
     model.load_state_dict(checked, strict=True)
@@ -281,12 +333,13 @@ def import_model(
         source_card["head"] = {"name": Path(head_source).name, "sha256": sha256_file(head_source)}
 
     card = {
-        "architecture": {"open_clip_model": arch},
+        "architecture": {"open_clip_model": arch, **arch_card},
         "preprocessing": _preprocessing(preprocessing, model, tag_cfg),
         "source": source_card,
         "import_layout": found_layout,
         "lora": lora_card,
-        "lora_merged": lora_card is not None,
+        "lora_merged": lora_card is not None or adapter_card is not None,
+        "adapter": adapter_card,
         "head": head_card,
     }
     card.update(card_extra or {})

@@ -179,6 +179,50 @@ def plot_retention_scatter(gelo: pd.DataFrame, out_stem: str | os.PathLike) -> d
         return save_figure(fig, out_stem)
 
 
+def plot_tradeoff(points: pd.DataFrame, out_stem: str | os.PathLike) -> dict[str, Path]:
+    """Own-task gain (x) against GELO (y), one panel per GELO protocol, one labelled marker per model.
+
+    ``points``: ``overspec.report.tradeoff.tradeoff_points``. Colour is the task, marker the backbone;
+    a WiSE-FT line joins a fine-tune's models in order of alpha. Each model's marker carries the SVG
+    id ``tradeoff-<protocol>-<model>``.
+    """
+    protocols = [p for p in GELO_PROTOCOLS if p in set(points.protocol)]
+    with _style():
+        fig = Figure(figsize=(5.0 * max(1, len(protocols)), 4.6), layout="constrained")
+        if points.empty:
+            _empty(fig, "No fine-tuned model has both an own-task result and a GELO in this run.")
+            return save_figure(fig, out_stem)
+        tasks, backbones = sorted(set(points.task)), sorted(set(points.backbone))
+        axes = fig.subplots(1, len(protocols), squeeze=False)[0]
+        for ax, protocol in zip(axes, protocols):
+            rows = points[points.protocol == protocol]
+            for finetune, line in rows[rows.finetune != ""].groupby("finetune", sort=True):
+                line = line.sort_values("alpha")
+                ax.plot(line.gain_pp, line.gelo, color="grey", linewidth=1.0, linestyle="-", zorder=2)
+            for r in rows.sort_values(["task", "backbone", "model"]).itertuples(index=False):
+                ax.scatter(r.gain_pp, r.gelo, s=60, color=PALETTE[tasks.index(r.task) % len(PALETTE)],
+                           marker=MARKERS[backbones.index(r.backbone) % len(MARKERS)], edgecolor="black",
+                           linewidth=0.6, zorder=3, gid=f"tradeoff-{protocol}-{r.model}")
+                ax.annotate(r.model, (r.gain_pp, r.gelo), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            ax.axhline(1.0, color="black", linestyle="--", linewidth=0.6)
+            ax.axvline(0.0, color="black", linestyle="--", linewidth=0.6)
+            ax.set_xlabel("Own-task gain over the baseline (pp)")
+            ax.set_ylabel(f"{PROTOCOL_LABELS[protocol]} GELO")
+            ax.set_title(f"What was bought vs what was kept: {PROTOCOL_LABELS[protocol].lower()}")
+            ax.margins(x=0.15, y=0.1)
+        handles = [
+            axes[0].scatter([], [], color=PALETTE[i % len(PALETTE)], marker="o", edgecolor="black", label=t)
+            for i, t in enumerate(tasks)
+        ] + [
+            axes[0].scatter([], [], color="white", marker=MARKERS[i % len(MARKERS)], edgecolor="black", label=b)
+            for i, b in enumerate(backbones)
+        ]
+        axes[0].legend(handles=handles, loc="best", frameon=True, fontsize=8)
+        fig.supxlabel("Gain: FR mean pair-set accuracy, MAD mean D-EER, PAD HTER (lower error = positive gain)",
+                      fontsize=9)
+        return save_figure(fig, out_stem)
+
+
 def plot_capacity(
     gelo: pd.DataFrame, out_stem: str | os.PathLike, backbone_order: Sequence[str] | None = None
 ) -> dict[str, Path]:
@@ -497,38 +541,61 @@ def read_training_log(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+LOSS_LABELS = {"cosface": "CosFace loss", "arcface": "ArcFace loss", "binary": "Binary cross-entropy"}
+LOG_LABELS = {"lr_encoder": "Encoder learning rate", "lr_head": "Head learning rate", "grad_norm": "Encoder gradient norm",
+              "grad_norm_head": "Head gradient norm", "accuracy": "Training accuracy"}
+
+
 def plot_training_curves(
     logs: Mapping[str, str | os.PathLike | pd.DataFrame],
     out_stem: str | os.PathLike,
+    loss_kinds: Mapping[str, str] | None = None,
     columns: Sequence[str] | None = None,
-    max_panels: int = 4,
+    max_panels: int = 9,
 ) -> dict[str, Path]:
-    """One panel per logged quantity (loss first, then e.g. lr, accuracy), one line per fine-tune."""
+    """One loss panel per loss kind, then one panel per other logged quantity (e.g. accuracy, lr).
+
+    ``loss_kinds`` maps each fine-tune to its head type (``cosface``, ``binary``...): a CosFace loss
+    (tens) and a binary cross-entropy (below 1) on one axis would flatten the latter, so each kind
+    gets its own panel. One line per fine-tune; panels wrap to rows of three.
+    """
     frames = {name: read_training_log(src) for name, src in sorted(logs.items())}
+    kinds = {name: (loss_kinds or {}).get(name, "loss") for name in frames}
     if columns is None:
         numeric = []
         for frame in frames.values():
             numeric += [c for c in frame.columns if c not in numeric and pd.api.types.is_numeric_dtype(frame[c])]
-        columns = ["loss"] + [c for c in numeric if c not in ("step", "loss", "epoch")]
-    columns = list(columns)[:max_panels]
+        columns = [c for c in numeric if c not in ("step", "loss", "epoch")]
+    panels = [("loss", kind) for kind in sorted(set(kinds.values()))]
+    panels += [(column, None) for column in columns if column != "loss"][: max(0, max_panels - len(panels))]
+    ncols = min(3, max(1, len(panels)))
+    nrows = -(-len(panels) // ncols) if panels else 1
     with _style():
-        fig = Figure(figsize=(3.6 * len(columns) + 0.4, 3.3))
+        fig = Figure(figsize=(4.2 * ncols, 3.4 * nrows), layout="constrained")
         if not frames:
             _empty(fig, "No training logs in this run.")
             return save_figure(fig, out_stem)
-        axes = fig.subplots(1, len(columns), squeeze=False)[0]
-        for ax, column in zip(axes, columns):
-            for k, (name, frame) in enumerate(frames.items()):
-                if column in frame.columns:
-                    x, y = _thin(frame.step.to_numpy(dtype=float), frame[column].to_numpy(dtype=float), 4000)
-                    ax.plot(x, y, color=PALETTE[k % len(PALETTE)], linewidth=1.2, label=name)
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        colour = {name: PALETTE[k % len(PALETTE)] for k, name in enumerate(frames)}
+        for ax, (column, kind) in zip(axes, panels):
+            shown = {n: f for n, f in frames.items() if column in f.columns and (kind is None or kinds[n] == kind)}
+            for name, frame in shown.items():
+                x, y = _thin(frame.step.to_numpy(dtype=float), frame[column].to_numpy(dtype=float), 4000)
+                ax.plot(x, y, color=colour[name], linewidth=1.2, label=name)
+            ax.set_gid(f"training-{kind or column}")  # names the panel in the SVG
             ax.set_xlabel("Step")
-            ax.set_ylabel(column.replace("_", " "))
+            label = LOSS_LABELS.get(kind, "Loss") if kind else LOG_LABELS.get(column, column.replace("_", " "))
+            ax.set_ylabel(label)
+            ax.set_title(label)
             # learning-rate schedules span decades: a log axis shows warm-up and decay alike
-            positive = all((f[column] > 0).all() for f in frames.values() if column in f.columns)
-            if column.endswith("lr") and positive:
-                ax.set_yscale("log")
-        axes[0].legend(loc="upper right", frameon=True)
+            positive = all((f[column] > 0).all() for f in shown.values())
+            if column.endswith("lr") or column.startswith("lr_"):
+                if shown and positive:
+                    ax.set_yscale("log")
+            if shown:
+                ax.legend(loc="best", frameon=True, fontsize=8)
+        for ax in axes[len(panels):]:
+            ax.set_axis_off()
         fig.suptitle("Fine-tuning curves")
         return save_figure(fig, out_stem)
 
@@ -541,6 +608,7 @@ __all__ = [
     "plot_retention_heatmap",
     "plot_retention_scatter",
     "plot_tar_far",
+    "plot_tradeoff",
     "plot_training_curves",
     "read_scores",
     "read_training_log",

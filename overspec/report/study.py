@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from overspec.analysis.task_gain import read_task_gain
 from overspec.provenance import write_sidecar
 from overspec.report.gelo import read_gelo
 from overspec.report.paper import PAPER_ADAPTATIONS, load_paper_tables, write_paper_comparison
@@ -25,7 +26,7 @@ from overspec.report.tables import PAPER_TABLES, write_paper_tables
 
 # Figures every study has (a placeholder says so where this run lacks what one needs), then one
 # score-curve figure per IJB set (TAR-FAR) and per MAD and PAD benchmark (ROC and DET).
-STUDY_FIGURES = ("gelo", "retention_heatmap", "retention_scatter", "capacity", "training_curves")
+STUDY_FIGURES = ("tradeoff", "gelo", "retention_heatmap", "retention_scatter", "capacity", "training_curves")
 CURVE_KINDS = ("ijb", "mad", "pad")
 FIGURE_FORMATS = ("png", "svg")
 TABLE_FORMATS = ("csv", "md", "tex", "html")
@@ -109,15 +110,19 @@ def write_study_summary(
     gelo_csv: str | os.PathLike,
     out_path: str | os.PathLike,
     *,
+    task_gain_csv: str | os.PathLike | None = None,
     exclude_models: Iterable[str] = (),
     provenance: Mapping[str, Any] | None = None,
 ) -> Path:
-    """``summary.md``: headline GELO, biometric gains and the three findings (``report.summary``).
+    """``summary.md``: own-task gains, headline GELO and the three findings (``report.summary``).
 
+    ``task_gain_csv`` (``bootstrap_significance``'s ``task_gain.csv``) gives the gains their intervals.
     ``exclude_models`` (the WiSE-FT interpolations) are left out: they carry their fine-tune's
     adaptation name, so the findings would count them as fine-tunes of their own."""
     excluded = set(exclude_models)
     metrics, gelo = read_metrics(metrics_csv), read_gelo(gelo_csv)
-    path = write_summary(metrics[~metrics.model.isin(excluded)], gelo[~gelo.model.isin(excluded)], out_path)
+    gains = None if task_gain_csv is None else read_task_gain(task_gain_csv)
+    path = write_summary(metrics[~metrics.model.isin(excluded)], gelo[~gelo.model.isin(excluded)], out_path,
+                         task_gain=None if gains is None else gains[~gains.model.isin(excluded)])
     write_sidecars([path], provenance)
     return path

@@ -14,6 +14,7 @@ from overspec.report.names import dataset_label
 from overspec.report.schema import read_metrics
 from overspec.report.study import FIGURE_FORMATS, curve_figure, write_sidecars
 from overspec.report.summary import backbone_ranks
+from overspec.report.tradeoff import tradeoff_points
 
 CURVE_TITLES = {"ijb": "IJB verification", "mad": "Morphing attack detection", "pad": "Presentation attack detection"}
 
@@ -41,22 +42,26 @@ def write_study_figures(
     *,
     curves: Sequence[Mapping[str, Any]] = (),
     training_logs: Mapping[str, str | os.PathLike] | None = None,
+    loss_kinds: Mapping[str, str] | None = None,
+    wiseft: Mapping[str, Mapping[str, Any]] | None = None,
     provenance: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Every figure of the study as ``<out_dir>/<name>.png`` and ``.svg`` (names: ``study.figure_names``).
 
     ``curves`` lists ``{"kind": "ijb" | "mad" | "pad", "benchmark": name, "scores": {model: score
     file}}``: one figure per entry, one curve per model. ``training_logs`` maps each fine-tuned
-    model to its ``train_log.csv``.
+    model to its ``train_log.csv`` and ``loss_kinds`` to its head type (one loss panel per kind).
+    ``wiseft`` maps each WiSE-FT model to ``{"finetune", "alpha"}`` (its line on the trade-off figure).
     """
     out = Path(out_dir)
     metrics, gelo = read_metrics(metrics_csv), read_gelo(gelo_csv)
     drawn = {
+        "tradeoff": figures.plot_tradeoff(tradeoff_points(metrics, gelo, wiseft), out / "tradeoff"),
         "gelo": figures.plot_gelo(gelo, out / "gelo"),
         "retention_heatmap": figures.plot_retention_heatmap(metrics, out / "retention_heatmap"),
         "retention_scatter": figures.plot_retention_scatter(gelo, out / "retention_scatter"),
         "capacity": figures.plot_capacity(gelo, out / "capacity", backbone_order(gelo.backbone)),
-        "training_curves": figures.plot_training_curves(training_logs or {}, out / "training_curves"),
+        "training_curves": figures.plot_training_curves(training_logs or {}, out / "training_curves", loss_kinds),
     }
     for curve in curves:
         name = curve_figure(curve["kind"], curve["benchmark"])

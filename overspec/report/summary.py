@@ -1,9 +1,13 @@
 """``results/summary.md``: one readable page on what this run found.
 
-It gives the headline GELO numbers, each fine-tuned model's gain on its own biometric task over
-its baseline, and the study's three findings, each marked supported / not supported by this
-run's numbers (with the comparisons) or "not tested in this run" when the models it needs are
-missing:
+The study's question is a trade-off, so the page starts with what each fine-tune bought: its gain
+on its own task's headline metric over its baseline, with the paired bootstrap interval where
+``bootstrap_significance`` ran (``task_gain.csv``). A fine-tune whose gain is not significant (or,
+without intervals, not positive) "did not learn its task": what it kept of its general ability
+shows nothing about forgetting, so it is left out of the findings. Then the headline GELO numbers
+and the study's three findings over the fine-tunes that learned, each marked supported / not
+supported by this run's numbers (every comparison states both sides: own-task gain and GELO) or
+"not tested on this run" when the models it needs are missing:
 
 1. Task complexity: FR fine-tuning keeps less generality than MAD and PAD (GELO_FR < GELO_MAD
    and GELO_FR < GELO_PAD on each backbone and protocol).
@@ -57,7 +61,14 @@ _HEAD_TOKENS = {"multiclass": {"cosface", "arcface", "multiclass", "softmax"}, "
 _VIT_SIZES = {"ti": 0, "s": 1, "m": 2, "b": 3, "l": 4, "h": 5, "g": 6, "bigg": 7}
 _SUFFIX_SIZES = {"xs": 0, "s": 1, "m": 2, "l": 3, "xl": 4}
 
-SUPPORTED, NOT_SUPPORTED, NOT_TESTED = "supported", "not supported", "not tested in this run"
+SUPPORTED, NOT_SUPPORTED, NOT_TESTED = "supported", "not supported", "not tested on this run"
+# What a fine-tune's own-task gain says; only the first two enter the findings.
+LEARNED = "learned its task"
+LEARNED_UNTESTED = "learned its task (point gain, no interval)"
+NOT_LEARNED = "did not learn its task"
+NOT_EVALUATED = "own task not evaluated on this run"
+# The headline of each task's own-task gain: (protocol, metric) rows of metrics.csv, averaged.
+HEADLINE_ROWS = {"fr": ("face_verification", "accuracy"), "mad": ("mad", "eer"), "pad": ("pad", "hter")}
 
 
 @dataclass(frozen=True)
@@ -145,7 +156,14 @@ def _tuned(gelo: pd.DataFrame, info: Mapping[str, Adaptation]) -> pd.DataFrame:
     return tuned
 
 
-def task_complexity_finding(gelo: pd.DataFrame, info: Mapping[str, Adaptation]) -> Finding:
+def _gain(model: str, gains: Mapping[str, str] | None) -> str:
+    """`` (+14.20 pp pair accuracy)``: what the model gained on its own task, where known."""
+    return f" ({gains[model]})" if gains and model in gains else ""
+
+
+def task_complexity_finding(
+    gelo: pd.DataFrame, info: Mapping[str, Adaptation], gains: Mapping[str, str] | None = None
+) -> Finding:
     finding = Finding(
         "Task complexity",
         "FR fine-tuning keeps less general ability than MAD and PAD fine-tuning "
@@ -163,9 +181,9 @@ def task_complexity_finding(gelo: pd.DataFrame, info: Mapping[str, Adaptation]) 
                     finding.total += 1
                     finding.holds += ok
                     finding.lines.append(
-                        f"{backbone}, {PROTOCOL_LABELS[protocol].lower()}: FR {a.model} {_fmt(a.gelo)} "
-                        f"{'<' if ok else '>='} {TASK_NAMES[other]} {b.model} {_fmt(b.gelo)} "
-                        f"({'holds' if ok else 'fails'})"
+                        f"{backbone}, {PROTOCOL_LABELS[protocol].lower()}: FR {a.model}{_gain(a.model, gains)} "
+                        f"GELO {_fmt(a.gelo)} {'<' if ok else '>='} {TASK_NAMES[other]} {b.model}"
+                        f"{_gain(b.model, gains)} GELO {_fmt(b.gelo)} ({'holds' if ok else 'fails'})"
                     )
     present = sorted({TASK_NAMES[t] for t in native.task.dropna()})
     return _verdict(
@@ -174,7 +192,9 @@ def task_complexity_finding(gelo: pd.DataFrame, info: Mapping[str, Adaptation]) 
     )
 
 
-def head_design_finding(gelo: pd.DataFrame, info: Mapping[str, Adaptation]) -> Finding:
+def head_design_finding(
+    gelo: pd.DataFrame, info: Mapping[str, Adaptation], gains: Mapping[str, str] | None = None
+) -> Finding:
     finding = Finding(
         "Head design",
         "Models fine-tuned with a multi-class head keep less general ability than those with a binary head.",
@@ -183,6 +203,10 @@ def head_design_finding(gelo: pd.DataFrame, info: Mapping[str, Adaptation]) -> F
     tuned = _tuned(gelo, info)
     tuned = tuned[tuned.head_kind.isin(["multiclass", "binary"])]
     controlled = 0
+
+    def members(rows: pd.DataFrame) -> str:
+        return "; ".join(f"{m}{_gain(m, gains)}" for m in rows.model)
+
     for (protocol, backbone), rows in _groups(tuned):
         multi, binary = rows[rows.head_kind == "multiclass"], rows[rows.head_kind == "binary"]
         if multi.empty or binary.empty:
@@ -192,8 +216,8 @@ def head_design_finding(gelo: pd.DataFrame, info: Mapping[str, Adaptation]) -> F
         finding.total += 1
         finding.holds += ok
         finding.lines.append(
-            f"{backbone}, {PROTOCOL_LABELS[protocol].lower()}: mean multi-class {_fmt(m)} ({len(multi)} model(s)) "
-            f"{'<' if ok else '>='} mean binary {_fmt(b)} ({len(binary)} model(s)) ({'holds' if ok else 'fails'})"
+            f"{backbone}, {PROTOCOL_LABELS[protocol].lower()}: mean multi-class GELO {_fmt(m)} ({members(multi)}) "
+            f"{'<' if ok else '>='} mean binary GELO {_fmt(b)} ({members(binary)}) ({'holds' if ok else 'fails'})"
         )
         for task in sorted(set(rows.task.dropna())):
             same_task = rows[rows.task == task]
@@ -205,8 +229,8 @@ def head_design_finding(gelo: pd.DataFrame, info: Mapping[str, Adaptation]) -> F
                     finding.holds += ok
                     finding.lines.append(
                         f"{backbone}, {PROTOCOL_LABELS[protocol].lower()}, same task {TASK_NAMES.get(task, task)}: "
-                        f"multi-class {a.model} {_fmt(a.gelo)} {'<' if ok else '>='} binary {c.model} {_fmt(c.gelo)} "
-                        f"({'holds' if ok else 'fails'})"
+                        f"multi-class {a.model}{_gain(a.model, gains)} GELO {_fmt(a.gelo)} {'<' if ok else '>='} "
+                        f"binary {c.model}{_gain(c.model, gains)} GELO {_fmt(c.gelo)} ({'holds' if ok else 'fails'})"
                     )
     if finding.total and not controlled:
         finding.note = (
@@ -215,7 +239,9 @@ def head_design_finding(gelo: pd.DataFrame, info: Mapping[str, Adaptation]) -> F
     return _verdict(finding, "it needs a multi-class-head and a binary-head fine-tune on one backbone.")
 
 
-def capacity_finding(gelo: pd.DataFrame, backbone_sizes: Mapping[str, float] | None = None) -> Finding:
+def capacity_finding(
+    gelo: pd.DataFrame, backbone_sizes: Mapping[str, float] | None = None, gains: Mapping[str, str] | None = None
+) -> Finding:
     finding = Finding(
         "Capacity",
         "The larger backbone keeps at least as much general ability as the smaller one, for each adaptation.",
@@ -232,9 +258,12 @@ def capacity_finding(gelo: pd.DataFrame, backbone_sizes: Mapping[str, float] | N
                 ok = means[large] >= means[small]
                 finding.total += 1
                 finding.holds += ok
+                bought = "; ".join(f"{m}{_gain(m, gains)}" for m in rows[rows.backbone.isin([large, small])].model
+                                   if gains and m in gains)
                 finding.lines.append(
                     f"{adaptation}, {PROTOCOL_LABELS[protocol].lower()}: {large} {_fmt(means[large])} "
                     f"{'>=' if ok else '<'} {small} {_fmt(means[small])} ({'holds' if ok else 'fails'})"
+                    + (f"; own-task gains: {bought}" if bought else "")
                 )
     reason = "it needs one adaptation fine-tuned on two backbones of known size"
     if unknown:
@@ -294,7 +323,8 @@ def biometric_gains(metrics: pd.DataFrame, info: Mapping[str, Adaptation]) -> pd
                     theirs = 100 * math.fsum(value[(base, protocol, d, metric)] for d in chosen) / len(chosen)
                     gain = theirs - mine if lower_is_better(metric) else mine - theirs
                     rows.append(
-                        (model, backbone, TASK_NAMES[task], benchmark, metric_label(metric), mine, base, theirs, gain)
+                        (model, backbone, TASK_NAMES[task], protocol, benchmark, metric, metric_label(metric), mine,
+                         base, theirs, gain)
                     )
     return pd.DataFrame(
         rows,
@@ -302,7 +332,9 @@ def biometric_gains(metrics: pd.DataFrame, info: Mapping[str, Adaptation]) -> pd
             "model",
             "backbone",
             "task",
+            "protocol",
             "benchmark",
+            "metric_name",
             "metric",
             "fine_tuned",
             "baseline",
@@ -310,6 +342,54 @@ def biometric_gains(metrics: pd.DataFrame, info: Mapping[str, Adaptation]) -> pd
             "gain_pp",
         ],
     )
+
+
+def own_task_gains(
+    metrics: pd.DataFrame, info: Mapping[str, Adaptation], task_gain: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """One row per fine-tune: its own task's headline gain (pp, positive = better) and what it says.
+
+    With ``task_gain`` (``task_gain.csv``, the paired bootstrap) the gain and its interval come from
+    there and a fine-tune learned its task when the interval excludes 0 on the better side; without
+    it the headline rows of ``metrics`` give the point gain alone (FR: mean pair-set accuracy, MAD:
+    mean D-EER, PAD: HTER, averaged over benchmarks).
+    """
+    frame = check_metrics(metrics)
+    points = biometric_gains(frame, info)
+    tested = {} if task_gain is None else {r.model: r for r in task_gain.itertuples(index=False)}
+    rows = []
+    models = frame[frame.adaptation != BASELINE][["model", "backbone", "adaptation"]].drop_duplicates()
+    for model, backbone, adaptation in sorted(models.itertuples(index=False, name=None),
+                                              key=lambda t: model_sort_key(t[2], t[1], t[0])):
+        task = info.get(adaptation, Adaptation(None, None)).task
+        row = {"model": model, "backbone": backbone, "task": TASK_NAMES.get(task, adaptation), "metric": "",
+               "fine_tuned": math.nan, "baseline_value": math.nan, "gain_pp": math.nan, "ci_low": math.nan,
+               "ci_high": math.nan, "verdict": NOT_EVALUATED}
+        if model in tested:
+            t = tested[model]
+            row.update(metric=t.metric, fine_tuned=100 * t.model_value, baseline_value=100 * t.baseline_value,
+                       gain_pp=100 * t.gain, ci_low=100 * t.ci_low, ci_high=100 * t.ci_high,
+                       verdict=LEARNED if t.significant and t.gain > 0 else NOT_LEARNED)
+        elif task in HEADLINE_ROWS:
+            protocol, metric = HEADLINE_ROWS[task]
+            mine = points[(points.model == model) & (points.protocol == protocol) & (points.metric_name == metric)]
+            if len(mine):
+                row.update(metric=mine.metric.iloc[0], fine_tuned=mine.fine_tuned.mean(),
+                           baseline_value=mine.baseline_value.mean(), gain_pp=mine.gain_pp.mean())
+                row["verdict"] = LEARNED_UNTESTED if row["gain_pp"] > 0 else NOT_LEARNED
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["model", "backbone", "task", "metric", "fine_tuned", "baseline_value",
+                                       "gain_pp", "ci_low", "ci_high", "verdict"])
+
+
+def learned_models(gains: pd.DataFrame) -> set[str]:
+    return set(gains[gains.verdict.isin([LEARNED, LEARNED_UNTESTED])].model)
+
+
+def gain_phrases(gains: pd.DataFrame) -> dict[str, str]:
+    """``{model: "FR +14.20 pp pair accuracy"}`` for the findings' lines."""
+    return {r.model: f"{r.task} {r.gain_pp:+.2f} pp {r.metric}" for r in gains.itertuples(index=False)
+            if not math.isnan(r.gain_pp)}
 
 
 # -- the page --------------------------------------------------------------------------------
@@ -353,8 +433,49 @@ def _gelo_section(gelo: pd.DataFrame) -> list[str]:
     return out
 
 
+def _own_task_section(gains: pd.DataFrame) -> list[str]:
+    out = ["## What each fine-tune bought: the gain on its own task\n"]
+    if gains.empty:
+        out.append("_No fine-tuned model in this run._\n")
+        return out
+
+    def cell(r) -> str:
+        if math.isnan(r.gain_pp):
+            return "n/a"
+        interval = "" if math.isnan(r.ci_low) else f" [{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
+        return f"{r.gain_pp:+.2f}{interval}"
+
+    frame = pd.DataFrame(
+        {
+            "Model": gains.model,
+            "Backbone": gains.backbone,
+            "Task": gains.task,
+            "Metric": gains.metric,
+            "Verdict": gains.verdict,
+            "Fine-tuned (%)": gains.fine_tuned.map(lambda v: "n/a" if math.isnan(v) else f"{v:.2f}"),
+            "Baseline (%)": gains.baseline_value.map(lambda v: "n/a" if math.isnan(v) else f"{v:.2f}"),
+            "Gain (pp) [95% CI]": [cell(r) for r in gains.itertuples(index=False)],
+        }
+    )
+    out.append(
+        "Headline metric per task: FR mean pair-set accuracy, MAD mean D-EER over the morphing methods, PAD HTER "
+        "at the dev threshold. Gain is in percentage points, positive when the fine-tune is better (lower for "
+        "error rates); the interval is the paired bootstrap over the benchmark's samples (`analysis/task_gain.csv`).\n"
+    )
+    out.append(_table(frame, 3))
+    if (gains.verdict == LEARNED_UNTESTED).any():
+        out.append("Where no interval is given, the gain was not tested: switch on `analyses.significance` to test it.\n")
+    left_out = gains[~gains.model.isin(learned_models(gains))]
+    if len(left_out):
+        out.append(
+            "Left out of the findings, because what they kept shows nothing about forgetting unless they learned "
+            "their task: " + ", ".join(f"{r.model} ({r.verdict})" for r in left_out.itertuples(index=False)) + ".\n"
+        )
+    return out
+
+
 def _gains_section(gains: pd.DataFrame) -> list[str]:
-    out = ["## Biometric gains on each model's own task\n"]
+    out = ["## Biometric results on each model's own task, per benchmark\n"]
     if gains.empty:
         out.append("_No fine-tuned model has results on its own task's benchmarks beside its baseline in this run._\n")
         return out
@@ -377,7 +498,7 @@ def _gains_section(gains: pd.DataFrame) -> list[str]:
 
 def _finding_section(number: int, finding: Finding) -> list[str]:
     if finding.verdict == NOT_TESTED:
-        status = f"**Not tested in this run**: {finding.note}"
+        status = f"**Not tested on this run**: {finding.note}"
     else:
         status = f"**{finding.verdict.capitalize()}** ({finding.holds} of {finding.total} comparisons hold)."
         if finding.note:
@@ -391,25 +512,26 @@ def summary_text(
     metrics: pd.DataFrame,
     gelo: pd.DataFrame,
     *,
+    task_gain: pd.DataFrame | None = None,
     adaptations: Mapping[str, Mapping[str, object]] | None = None,
     backbone_sizes: Mapping[str, float] | None = None,
 ) -> str:
     frame = check_metrics(metrics)
     info = describe_adaptations(list(frame.adaptation) + list(gelo.adaptation), adaptations)
+    gains = own_task_gains(frame, info, task_gain)
     models = frame.model.nunique()
     parts = [
         "# Summary of this run\n",
         f"{models} model(s), {frame.dataset.nunique()} dataset(s), protocols: "
         f"{', '.join(sorted(set(frame.protocol)))}. Full tables: `tables/`.\n",
     ]
+    parts += _own_task_section(gains)
     parts += _gelo_section(gelo)
     parts += _gains_section(biometric_gains(frame, info))
-    parts.append("## The study's findings, checked on this run\n")
-    checked = [
-        task_complexity_finding(gelo, info),
-        head_design_finding(gelo, info),
-        capacity_finding(gelo, backbone_sizes),
-    ]
+    parts.append("## The study's findings, checked on this run (fine-tunes that learned their task)\n")
+    learned = learned_models(gains)
+    checked = findings(gelo[(gelo.adaptation == BASELINE) | gelo.model.isin(learned)], adaptations=adaptations,
+                       backbone_sizes=backbone_sizes, gains=gain_phrases(gains))
     for number, finding in enumerate(checked, start=1):
         parts += _finding_section(number, finding)
     return "\n".join(parts)
@@ -420,13 +542,17 @@ def findings(
     *,
     adaptations: Mapping[str, Mapping[str, object]] | None = None,
     backbone_sizes: Mapping[str, float] | None = None,
+    gains: Mapping[str, str] | None = None,
 ) -> list[Finding]:
-    """The three findings as data (verdict, comparisons held, lines), for tests and other reports."""
+    """The three findings as data (verdict, comparisons held, lines), for tests and other reports.
+
+    ``gains`` (``gain_phrases``) puts each model's own-task gain beside its GELO in the lines.
+    """
     info = describe_adaptations(list(gelo.adaptation), adaptations)
     return [
-        task_complexity_finding(gelo, info),
-        head_design_finding(gelo, info),
-        capacity_finding(gelo, backbone_sizes),
+        task_complexity_finding(gelo, info, gains),
+        head_design_finding(gelo, info, gains),
+        capacity_finding(gelo, backbone_sizes, gains),
     ]
 
 
@@ -435,10 +561,12 @@ def write_summary(
     gelo: pd.DataFrame,
     out_path: str | os.PathLike,
     *,
+    task_gain: pd.DataFrame | None = None,
     adaptations: Mapping[str, Mapping[str, object]] | None = None,
     backbone_sizes: Mapping[str, float] | None = None,
 ) -> Path:
     """Write the one-page Markdown summary to ``out_path`` (atomically)."""
     return write_text_file(
-        out_path, summary_text(metrics, gelo, adaptations=adaptations, backbone_sizes=backbone_sizes)
+        out_path,
+        summary_text(metrics, gelo, task_gain=task_gain, adaptations=adaptations, backbone_sizes=backbone_sizes),
     )

@@ -1,16 +1,15 @@
 """Fine-tune the image encoder of an open_clip model for FR, MAD or PAD (the published recipes).
 
-One code path for a single process and for torchrun (DDP; NCCL on GPUs, gloo on CPU):
-- every rank seeds identically, so LoRA and head initialise identically;
-- the global batch of each step is a fixed slice of a seeded permutation of the data, and rank k
-  takes every world_size-th sample of it, so DDP's gradient average equals the single-process
-  gradient of the same global batch;
-- augmentation draws from a generator seeded by (seed, epoch, sample index), so a sample is
-  augmented the same way whatever the number of ranks or workers.
+One code path for a single process and for torchrun (DDP; NCCL on GPUs, gloo on CPU): every rank
+seeds identically, so LoRA and head initialise identically, and the batches come from a batch
+source (`overspec.train.batches`: the real data path, or on-device tensors for a benchmark) whose
+sampling and augmentation do not depend on the number of ranks or workers.
 
 The embedding fed to the head is `F.normalize(model.encode_image(x))`. AdamW with separate
 learning rates for encoder and head, the published schedule (warm-up, cosine with warm restarts),
-gradient clipping of encoder and head separately, autocast (bf16/fp16) on GPU only.
+gradient clipping of encoder and head separately, autocast (bf16/fp16) on GPU only, fused AdamW
+kernels on GPU. The host reads each step's figures (loss, accuracy, gradient norms) after queuing
+the next step, so a GPU never waits for the host in the middle of training.
 
 Rank 0 writes the per-step CSV log and then the model file: LoRA merged into the weights, the
 head as `head.*` tensors, and a card with architecture, preprocessing, base digest, recipe,
@@ -30,16 +29,13 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
-import open_clip
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms
 from tqdm import tqdm
 
 from overspec.data.train_sets import TrainSet, open_train_set
@@ -49,6 +45,7 @@ from overspec.models.factory import preprocessing_of
 from overspec.models.heads import MarginHead, build_head, head_tensors
 from overspec.models.lora import apply_lora, lora_parameters, merge_lora
 from overspec.provenance import atomic_path, sha256_file
+from overspec.train.batches import BatchPlan, BatchSource, LoaderBatches, build_transform, to_model_input
 from overspec.train.ddp import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
 from overspec.train.recipe import FinetuneConfig, plan_steps
 from overspec.train.schedule import lr_at
@@ -57,82 +54,10 @@ LOG_COLUMNS = ("step", "epoch", "loss", "lr_encoder", "lr_head", "grad_norm", "g
 
 
 # ---------------------------------------------------------------------------------------------
-# Data
-
-
-def build_transform(preprocessing: dict[str, Any], config: FinetuneConfig) -> transforms.Compose:
-    """Model preprocessing (resize as the card says) with the recipe's augmentation before ToTensor."""
-    size = preprocessing["size"]
-    base = open_clip.image_transform(
-        tuple(size), is_train=False, mean=tuple(preprocessing["mean"]), std=tuple(preprocessing["std"]),
-        resize_mode=preprocessing.get("resize_mode", "shortest"),
-        interpolation=preprocessing.get("interpolation", "bicubic"),
-    ).transforms
-    to_tensor = next(i for i, t in enumerate(base) if isinstance(t, transforms.ToTensor))
-    augment: list = []
-    if config.augment.rand_augment:
-        augment.append(transforms.RandAugment(config.augment.rand_augment_ops, config.augment.rand_augment_magnitude))
-    if config.augment.hflip:
-        augment.append(transforms.RandomHorizontalFlip(0.5))
-    return transforms.Compose(base[:to_tensor] + augment + base[to_tensor:])
-
-
-class _SeededView(Dataset):
-    """Items are (epoch, index) keys; each sample is transformed under its own seeded RNG."""
-
-    def __init__(self, train_set: TrainSet, transform, seed: int) -> None:
-        self.train_set, self.transform, self.seed = train_set, transform, seed
-
-    def __len__(self) -> int:
-        return len(self.train_set)
-
-    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
-        epoch, index = key
-        image, label = self.train_set[index]
-        with torch.random.fork_rng(devices=[]):
-            # the CPU generator only: torch.manual_seed would also queue a (slow, stack-capturing) CUDA seed
-            torch.default_generator.manual_seed(hash_seed(self.seed, epoch, index))
-            return self.transform(image), label
-
-
-def hash_seed(*parts: int) -> int:
-    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") & ((1 << 63) - 1)
-
-
-def global_batches(labels: np.ndarray, config: FinetuneConfig, steps: int, steps_per_epoch: int) -> Iterator[tuple[int, list[int]]]:
-    """(epoch, global batch indices) for each step: a seeded permutation per epoch, last partial batch dropped."""
-    n = len(labels)
-    counts = np.bincount(labels)
-    weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.float64)
-    for step in range(steps):
-        epoch, within = divmod(step, steps_per_epoch)
-        if within == 0:
-            gen = torch.Generator().manual_seed(hash_seed(config.seed, epoch, 0xDA7A))
-            order = (torch.multinomial(weights, n, replacement=True, generator=gen) if config.balanced_sampling
-                     else torch.randperm(n, generator=gen))
-        yield epoch, order[within * config.batch_size:(within + 1) * config.batch_size].tolist()
-
-
-class _LocalBatches:
-    """This rank's share of every global batch, as (epoch, index) keys for `_SeededView` (made lazily)."""
-
-    def __init__(self, labels: np.ndarray, config: FinetuneConfig, steps: int, steps_per_epoch: int,
-                 ctx: DistContext) -> None:
-        self.args, self.steps, self.ctx = (labels, config, steps, steps_per_epoch), steps, ctx
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def __iter__(self):
-        for epoch, indices in global_batches(*self.args):
-            yield [(epoch, i) for i in indices[self.ctx.rank::self.ctx.world_size]]
-
-
-# ---------------------------------------------------------------------------------------------
 # Model
 
 
-class _Student(nn.Module):
+class Student(nn.Module):
     """Image encoder + head, the only part that trains (and the only part DDP wraps)."""
 
     def __init__(self, visual: nn.Module, head: nn.Module) -> None:
@@ -166,17 +91,38 @@ def _prepare_encoder(model: nn.Module, config: FinetuneConfig) -> list[nn.Parame
     return params
 
 
-def _autocast(config: FinetuneConfig, device: torch.device):
+def build_student(model: nn.Module, config: FinetuneConfig, num_classes: int,
+                  device: torch.device) -> tuple[Student, list[nn.Parameter]]:
+    """The recipe's trainable part of `model` (LoRA or full encoder, plus head) on `device`, in
+    training mode, and the encoder parameters it trains. Seed torch first for a reproducible start."""
+    encoder_params = _prepare_encoder(model, config)
+    head = build_head(config.head, int(model.visual.output_dim), num_classes)
+    student = Student(model.visual, head).to(device)
+    model.train()
+    return student, encoder_params
+
+
+def make_optimizer(config: FinetuneConfig, encoder_params: Sequence[nn.Parameter], head: nn.Module,
+                   device: torch.device) -> torch.optim.AdamW:
+    """AdamW with the recipe's two learning rates; on a GPU its fused kernels (one launch per step)."""
+    return torch.optim.AdamW(
+        [{"params": list(encoder_params), "lr": config.lr_encoder}, {"params": list(head.parameters()), "lr": config.lr_head}],
+        betas=config.betas, weight_decay=config.weight_decay, fused=device.type == "cuda" or None,
+    )
+
+
+def autocast_for(config: FinetuneConfig, device: torch.device):
     if device.type != "cuda" or config.precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast("cuda", dtype=torch.bfloat16 if config.precision == "bf16" else torch.float16)
 
 
-def _grad_norm(params: Sequence[nn.Parameter], max_norm: float | None) -> float:
+def _grad_norm(params: Sequence[nn.Parameter], max_norm: float | None, like: torch.Tensor) -> torch.Tensor:
+    """Clip to `max_norm` and return the norm before clipping, a float32 scalar on `like`'s device (no host sync)."""
     params = [p for p in params if p.grad is not None]
     if not params:
-        return 0.0
-    return float(torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm else math.inf))
+        return torch.zeros_like(like, dtype=torch.float32)
+    return torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm else math.inf).float()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,18 +139,22 @@ def finetune(
     num_workers: int = 0,
     card_extra: dict[str, Any] | None = None,
     progress: bool = True,
+    batches: BatchSource | None = None,
 ) -> dict[str, Any]:
-    """Run one fine-tune; rank 0 writes the log and the model file and returns the card (other ranks: {})."""
+    """Run one fine-tune; rank 0 writes the log and the model file and returns the card (other ranks: {}).
+
+    `batches` replaces the data path (default: `LoaderBatches(num_workers)`, decoding in that many workers).
+    """
     ctx = init_distributed(device)
     try:
         return _finetune(config, Path(base_model_path), train_data, Path(out_path), Path(log_csv), ctx,
-                         num_workers, card_extra or {}, progress)
+                         batches or LoaderBatches(num_workers), card_extra or {}, progress)
     finally:
         shutdown(ctx)
 
 
 def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Path, log_csv: Path,
-              ctx: DistContext, num_workers: int, card_extra: dict[str, Any], progress: bool) -> dict[str, Any]:
+              ctx: DistContext, batches: BatchSource, card_extra: dict[str, Any], progress: bool) -> dict[str, Any]:
     if config.batch_size % ctx.world_size:
         raise UserError(f"batch_size={config.batch_size} is not divisible by the {ctx.world_size} processes; change one of them.")
     train_set = train_data if isinstance(train_data, TrainSet) else open_train_set(train_data)
@@ -215,68 +165,71 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
 
     torch.manual_seed(config.seed)  # identical LoRA / head initialisation on every rank
     text_before = frozen_digest(model)
-    encoder_params = _prepare_encoder(model, config)
-    embed_dim = int(model.visual.output_dim)
-    head = build_head(config.head, embed_dim, train_set.num_classes)
-    student = _Student(model.visual, head).to(ctx.device)
-    model.train()
+    student, encoder_params = build_student(model, config, train_set.num_classes, ctx.device)
+    head, embed_dim = student.head, int(model.visual.output_dim)
     trainer: nn.Module = student
     if ctx.distributed:
         trainer = DistributedDataParallel(student, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
 
-    optimizer = torch.optim.AdamW(
-        [{"params": encoder_params, "lr": config.lr_encoder}, {"params": list(head.parameters()), "lr": config.lr_head}],
-        betas=config.betas, weight_decay=config.weight_decay,
-    )
+    optimizer = make_optimizer(config, encoder_params, head, ctx.device)
     scaler = torch.amp.GradScaler("cuda", enabled=ctx.device.type == "cuda" and config.precision == "fp16")
-    loader = DataLoader(_SeededView(train_set, build_transform(preprocessing, config), config.seed),
-                        batch_sampler=_LocalBatches(train_set.labels, config, steps, steps_per_epoch, ctx),
-                        num_workers=num_workers,
-                        pin_memory=ctx.device.type == "cuda")
+    loader = batches(BatchPlan(train_set, build_transform(preprocessing, config), config, steps, steps_per_epoch, ctx))
 
     rows: list[dict[str, Any]] = []
     stopped_by = "budget"
     started = time.monotonic()
     bar = tqdm(total=steps, desc=f"finetune {config.task}", disable=not (progress and ctx.is_main),
                file=sys.stderr, dynamic_ncols=True)
+
+    def log_step(step: int, epoch: int, lrs: tuple[float, float], figures: torch.Tensor) -> None:
+        """Read one step's figures (a host sync) and log them; a NaN/inf loss ends training unsaved."""
+        loss, accuracy, norm_encoder, norm_head = figures.tolist()
+        if not math.isfinite(loss):
+            _write_log(log_csv, rows, ctx)
+            raise UserError(
+                f"Fine-tuning diverged at step {step + 1} (loss {loss}); nothing was saved: lower "
+                f"lr_encoder/lr_head ({config.lr_encoder}/{config.lr_head}) or use precision fp32."
+            )
+        rows.append({"step": step + 1, "epoch": epoch, "loss": loss, "lr_encoder": lrs[0], "lr_head": lrs[1],
+                     "grad_norm": norm_encoder, "grad_norm_head": norm_head, "accuracy": accuracy})
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}", acc=f"{accuracy:.3f}", refresh=False)
+
+    # Each step's figures are read after the next step is queued, so a GPU never idles while the host
+    # waits for a number (the divergence check stops training one step later, still before any saving).
+    pending: tuple | None = None
     for step, (images, labels) in enumerate(loader):
         epoch = step // steps_per_epoch
         t_sched = epoch if config.schedule.unit == "epoch" else step
         lrs = (lr_at(t_sched, config.lr_encoder, config.schedule), lr_at(t_sched, config.lr_head, config.schedule))
         for group, lr in zip(optimizer.param_groups, lrs, strict=True):
             group["lr"] = lr
-        images = images.to(ctx.device, non_blocking=True)
+        images = to_model_input(images.to(ctx.device, non_blocking=True), preprocessing)
         labels = labels.to(ctx.device, non_blocking=True)
-        with _autocast(config, ctx.device):
+        with autocast_for(config, ctx.device):
             embeddings, logits = trainer(images, labels)
         loss = head.loss(logits.float(), labels)
         with torch.no_grad():
             plain = head(embeddings.detach().float()) if isinstance(head, MarginHead) else logits.detach()
             correct = (plain.argmax(dim=1) == labels).sum()
-        totals = all_reduce_sum(ctx, torch.stack([loss.detach() * len(labels), correct.to(loss.dtype),
-                                                  torch.tensor(float(len(labels)), device=loss.device)]))
-        mean_loss = float(totals[0] / totals[2])
-        if not math.isfinite(mean_loss):
-            _write_log(log_csv, rows, ctx)
-            raise UserError(
-                f"Fine-tuning diverged at step {step + 1} (loss {mean_loss}); nothing was saved: lower "
-                f"lr_encoder/lr_head ({config.lr_encoder}/{config.lr_head}) or use precision fp32."
-            )
+            count = loss.detach().new_full((), float(len(labels)))  # made on the device: a host tensor copy would sync
+        totals = all_reduce_sum(ctx, torch.stack([loss.detach() * len(labels), correct.to(loss.dtype), count]))
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
-        norm_encoder = _grad_norm(encoder_params, config.grad_clip)
-        norm_head = _grad_norm(list(head.parameters()), config.grad_clip)
+        norm_encoder = _grad_norm(encoder_params, config.grad_clip, count)
+        norm_head = _grad_norm(list(head.parameters()), config.grad_clip, count)
         scaler.step(optimizer)
         scaler.update()
-        rows.append({"step": step + 1, "epoch": epoch, "loss": mean_loss, "lr_encoder": lrs[0], "lr_head": lrs[1],
-                     "grad_norm": norm_encoder, "grad_norm_head": norm_head,
-                     "accuracy": float(totals[1] / totals[2])})
-        bar.update(1)
-        bar.set_postfix(loss=f"{mean_loss:.4f}", acc=f"{rows[-1]['accuracy']:.3f}", refresh=False)
+        figures = torch.stack([totals[0] / totals[2], totals[1] / totals[2], norm_encoder, norm_head])
+        if pending is not None:
+            log_step(*pending)
+        pending = (step, epoch, lrs, figures)
         if config.max_seconds is not None and _time_is_up(ctx, started, config.max_seconds):
             stopped_by = "max_seconds"
             break
+    if pending is not None:
+        log_step(*pending)
     bar.close()
 
     if frozen_digest(model) != text_before:

@@ -21,6 +21,12 @@ from overspec.errors import UserError
 from overspec.train.recipe import FinetuneConfig
 
 
+def workers_per_process(threads: int, processes: int) -> int:
+    """DataLoader workers for each training process of a job holding `threads` cores: the cores are
+    shared by the processes, and each keeps one for its own loop (so 16 threads on 4 GPUs: 3 each)."""
+    return max(0, threads // max(1, processes) - 1)
+
+
 def torchrun_command(config: FinetuneConfig, base: str | Path, data: str | Path, out: str | Path, log_csv: str | Path,
                      processes: int, device: str, workers: int, card_extra: Mapping[str, Any] | None) -> list[str]:
     """The torchrun command line for a DDP fine-tune (recipe and card extras passed as JSON text)."""
