@@ -108,7 +108,7 @@ def source_lines(costs: list[JobCost], table: dict) -> list[str]:
 def size_lines(costs: list[JobCost]) -> list[str]:
     """Fine-tunes one by one (they dominate); other rules as totals with where the sizes come from."""
     lines, by_rule = [], defaultdict(list)
-    for cost in costs:
+    for cost in sorted(costs, key=lambda c: c.job.name):  # the dry run's order varies from run to run
         if cost.work.images:
             by_rule[cost.job.rule].append(cost)
     for rule, group in by_rule.items():
