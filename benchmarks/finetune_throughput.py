@@ -53,9 +53,9 @@ from overspec.models.factory import create_model, preprocessing_of
 from overspec.provenance import write_json
 from overspec.train.batches import BatchPlan, DeviceBatches, LoaderBatches, build_transform, to_model_input
 from overspec.train.ddp import DistContext
-from overspec.train.finetune import autocast_for, build_student, finetune, make_optimizer, plan_steps
+from overspec.train.finetune import autocast_for, build_student, finetune, make_optimizer
 from overspec.train.launch import workers_per_process
-from overspec.train.recipe import FinetuneConfig
+from overspec.train.recipe import FinetuneConfig, plan_steps
 
 MS1MV2_IDENTITIES = 85_742
 QUICK = {"arch": "toy-clip-s", "identities": 1000, "batch_size": 32, "workers": 1, "warmup": 2, "steps": 8}

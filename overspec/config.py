@@ -266,6 +266,28 @@ def missing_biometric_data(config: dict[str, Any]) -> list[str]:
     return lines
 
 
+def config_with_defaults(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
+    """A checked copy of `config` with the schema's defaults filled in, as Snakemake's `validate`
+    fills them for the workflow (for tools that read a config outside a run, e.g. `overspec estimate`)."""
+    import copy
+
+    check_config(config, schema_path)
+    filled = copy.deepcopy(config)
+    base = jsonschema.Draft202012Validator
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema:
+                    instance.setdefault(name, copy.deepcopy(subschema["default"]))
+        yield from base.VALIDATORS["properties"](validator, properties, instance, schema)
+
+    filling = jsonschema.validators.extend(base, {"properties": set_defaults})
+    for _ in filling(load_yaml(schema_path)).iter_errors(filled):
+        pass  # check_config has stopped on every error already
+    return filled
+
+
 def check_config(config: dict[str, Any], schema_path: str | Path) -> None:
     validate_schema(config, schema_path)
     check_references(config)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from overspec.audit import (
+from overspec.audit.manifest import (
     CARD_KEY,
     MANIFEST_PATH,
     build_manifest,
@@ -20,8 +20,8 @@ from overspec.audit import (
     verify,
     write_manifest,
 )
-from overspec.audit_compare import compare_files
-from overspec.audit_reproduce import jobs_of, sample_jobs
+from overspec.audit.compare import compare_files
+from overspec.audit.reproduce import jobs_of, sample_jobs
 from overspec.errors import UserError
 from overspec.provenance import (
     provenance,

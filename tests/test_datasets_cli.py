@@ -1,7 +1,7 @@
 """`overspec datasets`: registry table with split sizes and what is missing under data_root."""
 
 from _general_fixtures import write_mnist
-from overspec.datasets_cli import main
+from overspec.cli.datasets import main
 
 
 def _row(out: str, name: str) -> str:

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from workflow_helpers import ROOT
 
-from overspec.audit import MANIFEST_PATH, build_manifest, load_manifest, verify
+from overspec.audit.manifest import MANIFEST_PATH, build_manifest, load_manifest, verify
 from overspec.provenance import (
     PACKAGE_ROOT,
     imported_module_files,
@@ -283,7 +283,7 @@ def test_every_artifact_is_recorded_with_its_lineage(study, graph):
 
 @pytest.mark.slow
 def test_verify_passes_on_the_untouched_study(study, capsys):
-    from overspec.audit_cli import main
+    from overspec.cli.audit import main
 
     assert main(["--study", str(study), "--verify"]) == 0
     assert "0 flagged" in capsys.readouterr().out
@@ -319,7 +319,7 @@ def test_one_flipped_byte_flags_that_artifact_and_everything_derived(study, grap
     flip_byte(sidecar_path(table))
     assert set(verify(workdir).findings) == {"results/tables/metrics.csv"}
     # and the command names what it flags and fails
-    from overspec.audit_cli import main
+    from overspec.cli.audit import main
 
     capsys.readouterr()
     assert main(["--study", str(workdir), "--verify"]) == 1
@@ -339,7 +339,7 @@ def test_missing_artifact_and_its_dependants_are_flagged(study, graph, tmp_path)
 
 @pytest.mark.slow
 def test_reproduced_jobs_are_byte_identical_on_cpu(workflow, study, capsys):
-    from overspec.audit_cli import main
+    from overspec.cli.audit import main
 
     status = main(["--study", str(study), "--reproduce", "2", "--rules", "eval_zeroshot", "aggregate_tables",
                    "--snakefile", str(workflow / "Snakefile"), "--configfile", str(TINY2), "--cores", "2"])

@@ -144,6 +144,31 @@ def test_changing_a_recipe_reruns_that_models_jobs_only(study, tmp_path):
     }
 
 
+def test_estimate_is_within_2x_of_the_recorded_job_times(study):
+    """`overspec estimate` at the kept CPU rates (overspec/data/rates/rates.csv) against what this run's
+    benchmark files record, job by job matched on the benchmark path, summed. CPU seconds (`cpu_time`):
+    on a 2-core machine shared with other work the wall time (`s`) measures the other processes too;
+    the CPU rates were measured the same way (benchmarks/job_rates.py)."""
+    from overspec.estimate.plan import dry_run, study_config
+    from overspec.estimate.schedule import cost_jobs
+
+    workdir, _ = study
+    recorded = {str(tsv.relative_to(workdir)): float(pd.read_csv(tsv, sep="\t")["cpu_time"].sum())
+                for tsv in (workdir / "results" / "benchmarks").rglob("*.tsv")}
+    costs = cost_jobs(study_config([TINY], ROOT), dry_run([TINY], ROOT / "Snakefile", workdir), "cpu")
+    estimated = {c.job.benchmark: c.seconds for c in costs if c.job.benchmark}
+    assert sorted(estimated) == sorted(recorded)
+    by_rule: dict[str, list[float]] = {}
+    for path, seconds in recorded.items():
+        rule = path.split("/")[2]
+        by_rule.setdefault(rule, [0.0, 0.0])
+        by_rule[rule][0] += estimated[path]
+        by_rule[rule][1] += seconds
+    ratio = sum(estimated.values()) / sum(recorded.values())
+    detail = ", ".join(f"{rule} {e:.0f}/{r:.0f} s" for rule, (e, r) in sorted(by_rule.items()))
+    assert 0.5 <= ratio <= 2, f"estimated / recorded = {ratio:.2f} ({detail})"
+
+
 # -- the report: tables, figures, summary, and `snakemake --report` ------------------------------
 
 # the tiny study's figures: five for every study, one score-curve figure per IJB / MAD / PAD benchmark

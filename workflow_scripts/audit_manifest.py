@@ -2,7 +2,7 @@
 from overspec.jobs import job_log
 
 with job_log(snakemake.log[0]):
-    from overspec.audit import write_manifest
+    from overspec.audit.manifest import write_manifest
     from overspec.provenance import provenance
 
     manifest = write_manifest(".", snakemake.output.manifest,

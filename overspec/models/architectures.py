@@ -43,3 +43,13 @@ def known_architectures() -> tuple[str, ...]:
             if all(key in config for key in _REQUIRED_KEYS):
                 names.add(path.stem)
     return tuple(sorted(names))
+
+
+@lru_cache(maxsize=None)
+def architecture_config(name: str) -> dict:
+    """open_clip's config of architecture `name` (its JSON, read without importing open_clip)."""
+    for folder in (MODEL_CONFIG_DIR, open_clip_config_dir()):
+        path = folder / f"{name}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+    raise KeyError(name)

@@ -47,7 +47,7 @@ from overspec.models.lora import apply_lora, lora_parameters, merge_lora
 from overspec.provenance import atomic_path, sha256_file
 from overspec.train.batches import BatchPlan, BatchSource, LoaderBatches, build_transform, to_model_input
 from overspec.train.ddp import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
-from overspec.train.recipe import FinetuneConfig
+from overspec.train.recipe import FinetuneConfig, plan_steps
 from overspec.train.schedule import lr_at
 
 LOG_COLUMNS = ("step", "epoch", "loss", "lr_encoder", "lr_head", "grad_norm", "grad_norm_head", "accuracy")
@@ -127,17 +127,6 @@ def _grad_norm(params: Sequence[nn.Parameter], max_norm: float | None, like: tor
 
 # ---------------------------------------------------------------------------------------------
 # The loop
-
-
-def plan_steps(num_samples: int, config: FinetuneConfig) -> tuple[int, int]:
-    """(total steps, steps per epoch) for the recipe's budget; the last partial batch of an epoch is dropped."""
-    steps_per_epoch = num_samples // config.batch_size
-    if steps_per_epoch < 1:
-        raise UserError(f"batch_size={config.batch_size} is larger than the {num_samples} training samples; lower it.")
-    budget = [config.max_steps] if config.max_steps is not None else []
-    if config.epochs is not None:
-        budget.append(max(1, int(round(config.epochs * steps_per_epoch))))
-    return min(budget), steps_per_epoch
 
 
 def finetune(

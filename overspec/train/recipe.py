@@ -98,3 +98,14 @@ def _check_keys(cls, data: Any, where: str) -> None:
     unknown = sorted(set(data) - known)
     if unknown:
         raise UserError(f"{where}: unknown setting(s) {unknown}; known ones are {sorted(known)}.")
+
+
+def plan_steps(num_samples: int, config: FinetuneConfig) -> tuple[int, int]:
+    """(total steps, steps per epoch) for the recipe's budget; the last partial batch of an epoch is dropped."""
+    steps_per_epoch = num_samples // config.batch_size
+    if steps_per_epoch < 1:
+        raise UserError(f"batch_size={config.batch_size} is larger than the {num_samples} training samples; lower it.")
+    budget = [config.max_steps] if config.max_steps is not None else []
+    if config.epochs is not None:
+        budget.append(max(1, int(round(config.epochs * steps_per_epoch))))
+    return min(budget), steps_per_epoch

@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from overspec.audit import (
+from overspec.audit.manifest import (
     MANIFEST_PATH,
     build_manifest,
     load_manifest,
     verify,
     write_manifest,
 )
-from overspec.audit_compare import FEATURE_ATOL, FEATURE_RTOL, METRIC_ATOL
+from overspec.audit.compare import FEATURE_ATOL, FEATURE_RTOL, METRIC_ATOL
 
 
 def parser() -> argparse.ArgumentParser:
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"verify: {result.checked} artifacts checked, {len(result.findings)} flagged")
         status |= 0 if result.ok else 1
     if args.reproduce is not None:
-        from overspec.audit_reproduce import reproduce
+        from overspec.audit.reproduce import reproduce
 
         print(f"reproduce: exact bytes for CPU steps; otherwise features within atol {FEATURE_ATOL:g} + rtol "
               f"{FEATURE_RTOL:g}, metrics within {METRIC_ATOL:g} (0.1 point)")

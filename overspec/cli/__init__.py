@@ -1,4 +1,5 @@
-"""The `overspec` command: `overspec datasets` (what is registered and present) and more."""
+"""The `overspec` command: one entry point, a subcommand per module of this package (`audit`,
+`datasets`, `estimate`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import sys
 from overspec.errors import UserError
 
 COMMANDS = {
-    "datasets": ("overspec.datasets_cli", "list the dataset registry and what is present under a data root"),
-    "audit": ("overspec.audit_cli", "write, verify (--verify) or reproduce (--reproduce N) the study's audit manifest"),
+    "datasets": ("overspec.cli.datasets", "list the dataset registry and what is present under a data root"),
+    "audit": ("overspec.cli.audit", "write, verify (--verify) or reproduce (--reproduce N) the study's audit manifest"),
+    "estimate": ("overspec.cli.estimate", "GPU-hours and wall time of a study on N GPUs, per rule, before it runs"),
 }
 
 

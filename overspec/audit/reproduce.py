@@ -6,7 +6,7 @@ through it). Snakemake
 then builds the job's outputs there with only that job's rule allowed (`--allowed-rules`), so it can
 neither rebuild an input nor run anything else. Every file the job writes is compared with the
 study's: byte-identical when both runs were on CPU, within the tolerances of
-`overspec.audit_compare` otherwise. Copies, not links: a job can never touch the study's bytes.
+`overspec.audit.compare` otherwise. Copies, not links: a job can never touch the study's bytes.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from overspec.audit import DATASET_CONTENT, RESULTS_DIR, SKIPPED_PREFIXES, read_record
-from overspec.audit_compare import Comparison, compare_files
+from overspec.audit.manifest import DATASET_CONTENT, RESULTS_DIR, SKIPPED_PREFIXES, read_record
+from overspec.audit.compare import Comparison, compare_files
 from overspec.errors import UserError
 from overspec.provenance import SIDECAR_SUFFIX
 
