@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -42,7 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 from tqdm import tqdm
 
-from overspec.data.train_sets import TrainSet, open_train_set
+from overspec.data.train_sets import TrainSet, TrainSubset, open_train_set
 from overspec.errors import UserError
 from overspec.models.checkpoint import load_model, save_model
 from overspec.models.factory import preprocessing_of
@@ -50,7 +51,9 @@ from overspec.models.heads import MarginHead, build_head, head_tensors
 from overspec.models.lora import apply_lora, lora_parameters, merge_lora
 from overspec.provenance import atomic_path, sha256_file
 from overspec.train.ddp import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
-from overspec.train.recipe import FinetuneConfig
+from overspec.train.early_stopping import (EarlyStopping, carve_validation, check_validation_split,
+                                           validation_metric, verification_scores)
+from overspec.train.recipe import AugmentConfig, FinetuneConfig
 from overspec.train.schedule import lr_at
 
 LOG_COLUMNS = ("step", "epoch", "loss", "lr_encoder", "lr_head", "grad_norm", "grad_norm_head", "accuracy")
@@ -72,6 +75,9 @@ def build_transform(preprocessing: dict[str, Any], config: FinetuneConfig) -> tr
     augment: list = []
     if config.augment.rand_augment:
         augment.append(transforms.RandAugment(config.augment.rand_augment_ops, config.augment.rand_augment_magnitude))
+    if config.augment.color_jitter:
+        j = config.augment.color_jitter
+        augment.append(transforms.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(j, 0.5)))
     if config.augment.hflip:
         augment.append(transforms.RandomHorizontalFlip(0.5))
     return transforms.Compose(base[:to_tensor] + augment + base[to_tensor:])
@@ -188,6 +194,8 @@ def plan_steps(num_samples: int, config: FinetuneConfig) -> tuple[int, int]:
     steps_per_epoch = num_samples // config.batch_size
     if steps_per_epoch < 1:
         raise UserError(f"batch_size={config.batch_size} is larger than the {num_samples} training samples; lower it.")
+    if config.early_stopping is not None:
+        return config.early_stopping.max_steps, steps_per_epoch
     budget = [config.max_steps] if config.max_steps is not None else []
     if config.epochs is not None:
         budget.append(max(1, int(round(config.epochs * steps_per_epoch))))
@@ -204,25 +212,30 @@ def finetune(
     num_workers: int = 0,
     card_extra: dict[str, Any] | None = None,
     progress: bool = True,
+    where: str = "recipe",
 ) -> dict[str, Any]:
-    """Run one fine-tune; rank 0 writes the log and the model file and returns the card (other ranks: {})."""
+    """Run one fine-tune; rank 0 writes the log and the model file and returns the card (other ranks: {}).
+
+    `where` names the recipe in user errors (the config key, e.g. recipes.toy-mad-s)."""
     ctx = init_distributed(device)
     try:
         return _finetune(config, Path(base_model_path), train_data, Path(out_path), Path(log_csv), ctx,
-                         num_workers, card_extra or {}, progress)
+                         num_workers, card_extra or {}, progress, where)
     finally:
         shutdown(ctx)
 
 
 def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Path, log_csv: Path,
-              ctx: DistContext, num_workers: int, card_extra: dict[str, Any], progress: bool) -> dict[str, Any]:
+              ctx: DistContext, num_workers: int, card_extra: dict[str, Any], progress: bool,
+              where: str) -> dict[str, Any]:
     if config.batch_size % ctx.world_size:
         raise UserError(f"batch_size={config.batch_size} is not divisible by the {ctx.world_size} processes; change one of them.")
     train_set = train_data if isinstance(train_data, TrainSet) else open_train_set(train_data)
+    fit_set, validation = _split_for_early_stopping(train_set, config, where)
     loaded = load_model(base_path)
     model, base_card = loaded.model.cpu(), loaded.card
     preprocessing = base_card.get("preprocessing") or preprocessing_of(model)
-    steps, steps_per_epoch = plan_steps(len(train_set), config)
+    steps, steps_per_epoch = plan_steps(len(fit_set), config)
 
     torch.manual_seed(config.seed)  # identical LoRA / head initialisation on every rank
     text_before = frozen_digest(model)
@@ -240,11 +253,15 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
         betas=config.betas, weight_decay=config.weight_decay,
     )
     scaler = torch.amp.GradScaler("cuda", enabled=ctx.device.type == "cuda" and config.precision == "fp16")
-    loader = DataLoader(_SeededView(train_set, build_transform(preprocessing, config), config.seed),
-                        batch_sampler=_LocalBatches(train_set.labels, config, steps, steps_per_epoch, ctx),
+    loader = DataLoader(_SeededView(fit_set, build_transform(preprocessing, config), config.seed),
+                        batch_sampler=_LocalBatches(fit_set.labels, config, steps, steps_per_epoch, ctx),
                         num_workers=num_workers,
                         pin_memory=ctx.device.type == "cuda")
 
+    stopper = EarlyStopping(config.early_stopping, steps) if validation is not None else None
+    val_transform = build_transform(preprocessing, dataclasses.replace(
+        config, augment=AugmentConfig(hflip=False, rand_augment=False)))
+    best_state: dict[str, torch.Tensor] = {}
     rows: list[dict[str, Any]] = []
     stopped_by = "budget"
     started = time.monotonic()
@@ -285,10 +302,23 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
                      "accuracy": float(totals[1] / totals[2])})
         bar.update(1)
         bar.set_postfix(loss=f"{mean_loss:.4f}", acc=f"{rows[-1]['accuracy']:.3f}", refresh=False)
+        if stopper is not None and stopper.due(step + 1):
+            # every rank scores the whole split, so all reach the same decision without communicating
+            value = _validate(student, head, validation, val_transform, config, ctx.device)
+            if stopper.update(step + 1, value):
+                best_state = {n: p.detach().clone() for n, p in student.named_parameters() if p.requires_grad}
+            if stopper.should_stop:
+                stopped_by = "early_stopping"
+                break
         if config.max_seconds is not None and _time_is_up(ctx, started, config.max_seconds):
             stopped_by = "max_seconds"
             break
     bar.close()
+    if best_state:  # the model keeps the best validation step's weights
+        with torch.no_grad():
+            for name, parameter in student.named_parameters():
+                if name in best_state:
+                    parameter.copy_(best_state[name])
 
     if frozen_digest(model) != text_before:
         raise RuntimeError("The text encoder changed during fine-tuning; this is a bug in overspec.train.")
@@ -300,9 +330,47 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
     model.eval()
     card = _card(config, base_card, base_path, preprocessing, train_set, head, embed_dim, rows,
                  steps_per_epoch, stopped_by, ctx, card_extra)
+    if stopper is not None:
+        card["training"]["early_stopping"] = stopper.card(
+            {"samples": len(validation), "training_samples": len(fit_set),
+             "grouped_by": "none" if train_set.groups is None else ("identity" if config.task == "fr" else "video"),
+             "counts": check_validation_split(config.task, validation.labels, train_set.class_names, where)})
     _write_log(log_csv, rows, ctx)
     save_model(out_path, model.cpu(), card, head=head_tensors(head))
     return card
+
+
+def _split_for_early_stopping(train_set: TrainSet, config: FinetuneConfig,
+                              where: str) -> tuple[TrainSet, TrainSet | None]:
+    """(the samples to train on, the validation split or None): whole identities / videos, stratified, seeded."""
+    if config.early_stopping is None:
+        return train_set, None
+    fit, held = carve_validation(train_set.labels, train_set.groups, config.early_stopping.fraction,
+                                 config.seed, stratify=config.task != "fr")
+    validation = TrainSubset(train_set, held)
+    check_validation_split(config.task, validation.labels, train_set.class_names, where)
+    return TrainSubset(train_set, fit), validation
+
+
+@torch.no_grad()
+def _validate(student: _Student, head: nn.Module, validation: TrainSet, transform, config: FinetuneConfig,
+              device: torch.device, batch_size: int = 256) -> float:
+    """The early-stopping metric of the current weights on the validation split (dropout off, no augmentation)."""
+    student.eval()
+    chunks = []
+    for start in range(0, len(validation), batch_size):
+        images = torch.stack([transform(validation[i][0]) for i in range(start, min(start + batch_size, len(validation)))])
+        with _autocast(config, device):
+            chunks.append(F.normalize(student.visual(images.to(device)).float(), dim=-1))
+    student.train()
+    embeddings, labels = torch.cat(chunks), validation.labels
+    if config.task == "fr":
+        genuine, impostor = verification_scores(embeddings.cpu().numpy(), labels)
+        return validation_metric(config.early_stopping.metric, genuine, impostor)
+    logits = head(embeddings).float()  # plain logits (a margin head adds no margin without labels)
+    loss = float(head.loss(logits, torch.as_tensor(labels, device=logits.device)))
+    bona_fide = logits.softmax(dim=1)[:, 1].double().cpu().numpy()
+    return validation_metric(config.early_stopping.metric, bona_fide[labels == 1], bona_fide[labels == 0], loss)
 
 
 def _time_is_up(ctx: DistContext, started: float, limit: float) -> bool:
@@ -382,13 +450,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--card-extra", default=None, help="JSON object merged into the model card")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--where", default="recipe", help="the recipe's config key, named in user errors")
     args = parser.parse_args(argv)
     try:
         text = args.recipe if args.recipe.lstrip().startswith("{") else Path(args.recipe).read_text()
         config = FinetuneConfig.from_dict(json.loads(text))
         extra = json.loads(args.card_extra) if args.card_extra else None
         finetune(config, args.base, args.data, args.out, args.log, device=args.device, num_workers=args.workers,
-                 card_extra=extra, progress=not args.no_progress)
+                 card_extra=extra, progress=not args.no_progress, where=args.where)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
