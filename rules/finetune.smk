@@ -14,6 +14,7 @@ rule finetune_model:
         model=alternatives(models_where(made_by="finetune_model")),
     params:
         recipe=lambda w: finetune_recipe(config, w.model),
+        recipe_name=lambda w: MODELS[w.model]["recipe"],
         train_data=lambda w: MODELS[w.model]["train_data"],
         code=code("finetune_model"),
     log:

@@ -23,5 +23,6 @@ with job_log(snakemake.log[0]):
     }
     run_finetune(recipe, snakemake.input.base, snakemake.params.train_data, snakemake.output.model,
                  snakemake.output.log_csv, processes=processes, device=device,
-                 workers=workers_per_process(snakemake.threads, processes), card_extra=card_extra)
+                 workers=workers_per_process(snakemake.threads, processes), card_extra=card_extra,
+                 where=f"recipes.{snakemake.params.recipe_name}")
     write_sidecar(snakemake.output.log_csv, card_extra["provenance"])

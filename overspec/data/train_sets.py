@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from overspec.data.biometric.attack_lists import read_mad_list
+from overspec.data.biometric.attack_lists import read_mad_list, read_pad_list
 from overspec.data.biometric.identity_folders import read_identity_folders
 from overspec.errors import UserError
 from overspec.provenance import sha256_file
@@ -47,6 +48,11 @@ class TrainSet(Dataset):
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def groups(self) -> np.ndarray | None:
+        """What must not be split between training and validation (identity, video); None = each sample alone."""
+        return None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -76,6 +82,21 @@ class TrainSet(Dataset):
                 "digest": self.digest()}
 
 
+class TrainSubset(TrainSet):
+    """The samples of `parent` at `indices` (a training or validation split), in the parent's label space."""
+
+    def __init__(self, parent: TrainSet, indices: Sequence[int]) -> None:
+        self.parent, self.indices = parent, np.asarray(indices, dtype=np.int64)
+        self.kind, self.class_names = parent.kind, parent.class_names
+        self.labels = parent.labels[self.indices]
+
+    def read_bytes(self, index: int) -> bytes:
+        return self.parent.read_bytes(int(self.indices[index]))
+
+    def describe(self, index: int) -> str:
+        return self.parent.describe(int(self.indices[index]))
+
+
 class IdentityFolders(TrainSet):
     """root/<identity>/<image>, indexed by `read_identity_folders`: identities sorted by name get labels 0..C-1."""
 
@@ -87,6 +108,10 @@ class IdentityFolders(TrainSet):
         self.relative = list(index.paths)
         self.paths = [self.root / p for p in index.paths]
         self.labels, self.class_names = index.labels, list(index.identities)
+
+    @property
+    def groups(self) -> np.ndarray:
+        return self.labels
 
     def read_bytes(self, index: int) -> bytes:
         return self.paths[index].read_bytes()
@@ -110,7 +135,12 @@ class CSVList(TrainSet):
         self.csv_path = Path(csv_path)
         if not self.csv_path.is_file():
             raise UserError(f"Training list {csv_path} does not exist: give a CSV with columns path,label.")
-        frame = read_mad_list(self.csv_path)
+        # a list with video ids (PAD) is read as one, so its videos stay whole in a validation split
+        frame = read_mad_list(self.csv_path)  # checks the list first, with its one-sentence errors
+        has_videos = "video_id" in pd.read_csv(self.csv_path, nrows=0).columns.str.strip().str.lower()
+        if has_videos:
+            frame = read_pad_list(self.csv_path)
+        self._groups = frame["video_id"].to_numpy() if has_videos else None
         self.paths = [Path(p) for p in frame["path"]]
         self.labels = frame["label"].to_numpy().astype(np.int64)
         missing = next((p for p in self.paths if not p.is_file()), None)
@@ -118,6 +148,10 @@ class CSVList(TrainSet):
             raise UserError(f"{csv_path} lists {missing}, which does not exist: fix the list or the image folder.")
         if len(set(self.labels.tolist())) < 2:
             raise UserError(f"Training list {csv_path} has only {self.class_names[self.labels[0]]} samples; it needs both classes.")
+
+    @property
+    def groups(self) -> np.ndarray | None:
+        return self._groups
 
     def read_bytes(self, index: int) -> bytes:
         return self.paths[index].read_bytes()
@@ -267,6 +301,10 @@ class RecordIOSet(TrainSet):
         state = dict(self.__dict__)
         state["_handle"] = None
         return state
+
+    @property
+    def groups(self) -> np.ndarray:
+        return self.labels
 
     def read_bytes(self, index: int) -> bytes:
         return unpack_record(self._record(self.keys[index]))[3]

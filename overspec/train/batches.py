@@ -53,6 +53,9 @@ def build_transform(preprocessing: dict[str, Any], config: FinetuneConfig) -> tr
     augment: list = []
     if config.augment.rand_augment:
         augment.append(transforms.RandAugment(config.augment.rand_augment_ops, config.augment.rand_augment_magnitude))
+    if config.augment.color_jitter:
+        j = config.augment.color_jitter
+        augment.append(transforms.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(j, 0.5)))
     if config.augment.hflip:
         augment.append(transforms.RandomHorizontalFlip(0.5))
     return transforms.Compose(base[:to_tensor] + augment + [pil_to_hwc])

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -38,7 +39,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from overspec.data.train_sets import TrainSet, open_train_set
+from overspec.data.train_sets import TrainSet, TrainSubset, open_train_set
 from overspec.errors import UserError
 from overspec.models.checkpoint import load_model, save_model
 from overspec.models.factory import preprocessing_of
@@ -47,7 +48,9 @@ from overspec.models.lora import apply_lora, lora_parameters, merge_lora
 from overspec.provenance import atomic_path, sha256_file
 from overspec.train.batches import BatchPlan, BatchSource, LoaderBatches, build_transform, to_model_input
 from overspec.train.ddp import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
-from overspec.train.recipe import FinetuneConfig, plan_steps
+from overspec.train.early_stopping import (EarlyStopping, carve_validation, check_validation_split,
+                                           validation_metric, verification_scores)
+from overspec.train.recipe import AugmentConfig, FinetuneConfig, plan_steps
 from overspec.train.schedule import lr_at
 
 LOG_COLUMNS = ("step", "epoch", "loss", "lr_encoder", "lr_head", "grad_norm", "grad_norm_head", "accuracy")
@@ -140,28 +143,32 @@ def finetune(
     card_extra: dict[str, Any] | None = None,
     progress: bool = True,
     batches: BatchSource | None = None,
+    where: str = "recipe",
 ) -> dict[str, Any]:
     """Run one fine-tune; rank 0 writes the log and the model file and returns the card (other ranks: {}).
 
     `batches` replaces the data path (default: `LoaderBatches(num_workers)`, decoding in that many workers).
+    `where` names the recipe in user errors (the config key, e.g. recipes.toy-mad-s).
     """
     ctx = init_distributed(device)
     try:
         return _finetune(config, Path(base_model_path), train_data, Path(out_path), Path(log_csv), ctx,
-                         batches or LoaderBatches(num_workers), card_extra or {}, progress)
+                         batches or LoaderBatches(num_workers), card_extra or {}, progress, where)
     finally:
         shutdown(ctx)
 
 
 def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Path, log_csv: Path,
-              ctx: DistContext, batches: BatchSource, card_extra: dict[str, Any], progress: bool) -> dict[str, Any]:
+              ctx: DistContext, batches: BatchSource, card_extra: dict[str, Any], progress: bool,
+              where: str) -> dict[str, Any]:
     if config.batch_size % ctx.world_size:
         raise UserError(f"batch_size={config.batch_size} is not divisible by the {ctx.world_size} processes; change one of them.")
     train_set = train_data if isinstance(train_data, TrainSet) else open_train_set(train_data)
+    fit_set, validation = _split_for_early_stopping(train_set, config, where)
     loaded = load_model(base_path)
     model, base_card = loaded.model.cpu(), loaded.card
     preprocessing = base_card.get("preprocessing") or preprocessing_of(model)
-    steps, steps_per_epoch = plan_steps(len(train_set), config)
+    steps, steps_per_epoch = plan_steps(len(fit_set), config)
 
     torch.manual_seed(config.seed)  # identical LoRA / head initialisation on every rank
     text_before = frozen_digest(model)
@@ -173,7 +180,12 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
 
     optimizer = make_optimizer(config, encoder_params, head, ctx.device)
     scaler = torch.amp.GradScaler("cuda", enabled=ctx.device.type == "cuda" and config.precision == "fp16")
-    loader = batches(BatchPlan(train_set, build_transform(preprocessing, config), config, steps, steps_per_epoch, ctx))
+    loader = batches(BatchPlan(fit_set, build_transform(preprocessing, config), config, steps, steps_per_epoch, ctx))
+
+    stopper = EarlyStopping(config.early_stopping, steps) if validation is not None else None
+    val_transform = build_transform(preprocessing, dataclasses.replace(
+        config, augment=AugmentConfig(hflip=False, rand_augment=False)))
+    best_state: dict[str, torch.Tensor] = {}
 
     rows: list[dict[str, Any]] = []
     stopped_by = "budget"
@@ -225,12 +237,25 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
         if pending is not None:
             log_step(*pending)
         pending = (step, epoch, lrs, figures)
+        if stopper is not None and stopper.due(step + 1):
+            # every rank scores the whole split, so all reach the same decision without communicating
+            value = _validate(student, head, validation, val_transform, preprocessing, config, ctx.device)
+            if stopper.update(step + 1, value):
+                best_state = {n: p.detach().clone() for n, p in student.named_parameters() if p.requires_grad}
+            if stopper.should_stop:
+                stopped_by = "early_stopping"
+                break
         if config.max_seconds is not None and _time_is_up(ctx, started, config.max_seconds):
             stopped_by = "max_seconds"
             break
     if pending is not None:
         log_step(*pending)
     bar.close()
+    if best_state:  # the model keeps the best validation step's weights
+        with torch.no_grad():
+            for name, parameter in student.named_parameters():
+                if name in best_state:
+                    parameter.copy_(best_state[name])
 
     if frozen_digest(model) != text_before:
         raise RuntimeError("The text encoder changed during fine-tuning; this is a bug in overspec.train.")
@@ -242,9 +267,49 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
     model.eval()
     card = _card(config, base_card, base_path, preprocessing, train_set, head, embed_dim, rows,
                  steps_per_epoch, stopped_by, ctx, card_extra)
+    if stopper is not None:
+        card["training"]["early_stopping"] = stopper.card(
+            {"samples": len(validation), "training_samples": len(fit_set),
+             "grouped_by": "none" if train_set.groups is None else ("identity" if config.task == "fr" else "video"),
+             "counts": check_validation_split(config.task, validation.labels, train_set.class_names, where)})
     _write_log(log_csv, rows, ctx)
     save_model(out_path, model.cpu(), card, head=head_tensors(head))
     return card
+
+
+def _split_for_early_stopping(train_set: TrainSet, config: FinetuneConfig,
+                              where: str) -> tuple[TrainSet, TrainSet | None]:
+    """(the samples to train on, the validation split or None): whole identities / videos, stratified, seeded."""
+    if config.early_stopping is None:
+        return train_set, None
+    fit, held = carve_validation(train_set.labels, train_set.groups, config.early_stopping.fraction,
+                                 config.seed, stratify=config.task != "fr")
+    validation = TrainSubset(train_set, held)
+    check_validation_split(config.task, validation.labels, train_set.class_names, where)
+    return TrainSubset(train_set, fit), validation
+
+
+@torch.no_grad()
+def _validate(student: Student, head: nn.Module, validation: TrainSet, transform, preprocessing: dict[str, Any],
+              config: FinetuneConfig, device: torch.device, batch_size: int = 256) -> float:
+    """The early-stopping metric of the current weights on the validation split (dropout off, no augmentation)."""
+    student.eval()
+    chunks = []
+    for start in range(0, len(validation), batch_size):
+        pixels = torch.stack([torch.as_tensor(transform(validation[i][0]))
+                              for i in range(start, min(start + batch_size, len(validation)))])
+        with autocast_for(config, device):
+            images = to_model_input(pixels.to(device), preprocessing)
+            chunks.append(F.normalize(student.visual(images).float(), dim=-1))
+    student.train()
+    embeddings, labels = torch.cat(chunks), validation.labels
+    if config.task == "fr":
+        genuine, impostor = verification_scores(embeddings.cpu().numpy(), labels)
+        return validation_metric(config.early_stopping.metric, genuine, impostor)
+    logits = head(embeddings).float()  # plain logits (a margin head adds no margin without labels)
+    loss = float(head.loss(logits, torch.as_tensor(labels, device=logits.device)))
+    bona_fide = logits.softmax(dim=1)[:, 1].double().cpu().numpy()
+    return validation_metric(config.early_stopping.metric, bona_fide[labels == 1], bona_fide[labels == 0], loss)
 
 
 def _time_is_up(ctx: DistContext, started: float, limit: float) -> bool:
@@ -324,13 +389,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--card-extra", default=None, help="JSON object merged into the model card")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--where", default="recipe", help="the recipe's config key, named in user errors")
     args = parser.parse_args(argv)
     try:
         text = args.recipe if args.recipe.lstrip().startswith("{") else Path(args.recipe).read_text()
-        config = FinetuneConfig.from_dict(json.loads(text))
+        config = FinetuneConfig.from_dict(json.loads(text), where=args.where)
         extra = json.loads(args.card_extra) if args.card_extra else None
         finetune(config, args.base, args.data, args.out, args.log, device=args.device, num_workers=args.workers,
-                 card_extra=extra, progress=not args.no_progress)
+                 card_extra=extra, progress=not args.no_progress, where=args.where)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -28,13 +28,14 @@ def workers_per_process(threads: int, processes: int) -> int:
 
 
 def torchrun_command(config: FinetuneConfig, base: str | Path, data: str | Path, out: str | Path, log_csv: str | Path,
-                     processes: int, device: str, workers: int, card_extra: Mapping[str, Any] | None) -> list[str]:
+                     processes: int, device: str, workers: int, card_extra: Mapping[str, Any] | None,
+                     where: str = "recipe") -> list[str]:
     """The torchrun command line for a DDP fine-tune (recipe and card extras passed as JSON text)."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
                "-m", "overspec.train.finetune",
                "--recipe", json.dumps(config.to_dict(), sort_keys=True),
                "--base", str(base), "--data", str(data), "--out", str(out), "--log-csv", str(log_csv),
-               "--device", device, "--workers", str(workers)]
+               "--device", device, "--workers", str(workers), "--where", where]
     if card_extra:
         command += ["--card-extra", json.dumps(dict(card_extra), sort_keys=True)]
     return command
@@ -42,15 +43,18 @@ def torchrun_command(config: FinetuneConfig, base: str | Path, data: str | Path,
 
 def run_finetune(recipe: Mapping[str, Any], base: str | Path, data: str | Path, out: str | Path,
                  log_csv: str | Path, *, processes: int = 1, device: str = "cpu", workers: int = 0,
-                 card_extra: Mapping[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Fine-tune `base` on `data` with `recipe` (a FinetuneConfig mapping); returns the card written."""
-    config = FinetuneConfig.from_dict(recipe)
+                 card_extra: Mapping[str, Any] | None = None, progress: bool = True,
+                 where: str = "recipe") -> dict[str, Any]:
+    """Fine-tune `base` on `data` with `recipe` (a FinetuneConfig mapping); returns the card written.
+
+    `where` is the recipe's config key (recipes.<name>), named in user errors."""
+    config = FinetuneConfig.from_dict(recipe, where=where)
     if processes <= 1:
         from overspec.train.finetune import finetune
 
         return finetune(config, base, data, out, log_csv, device=device, num_workers=workers,
-                        card_extra=dict(card_extra or {}), progress=progress)
-    command = torchrun_command(config, base, data, out, log_csv, processes, device, workers, card_extra)
+                        card_extra=dict(card_extra or {}), progress=progress, where=where)
+    command = torchrun_command(config, base, data, out, log_csv, processes, device, workers, card_extra, where)
     if not progress:
         command.append("--no-progress")
     # The children's output goes to this job's log as it arrives; their user errors are kept.

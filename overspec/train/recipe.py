@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from overspec.errors import UserError
 from overspec.models.head_config import HeadConfig
 from overspec.models.lora_config import LoRAConfig
+from overspec.train.early_stopping import EarlyStoppingConfig
 from overspec.train.schedule import ScheduleConfig
 
 TASKS = ("fr", "mad", "pad")
@@ -26,6 +27,7 @@ class AugmentConfig:
     rand_augment: bool = False
     rand_augment_ops: int = 4  # published FRoundation: RandAugment(num_ops=4, magnitude=16)
     rand_augment_magnitude: int = 16  # torchvision scale (31 bins)
+    color_jitter: float = 0.0  # brightness, contrast, saturation and hue jitter (published FoundPAD: 0.1)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class FinetuneConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     balanced_sampling: bool = False  # class-balanced sampling with replacement (FoundPAD)
     precision: str = "fp32"  # "bf16"/"fp16": autocast on GPU (published code: fp32); CPU always fp32
+    early_stopping: EarlyStoppingConfig | None = None  # its max_steps replaces epochs / max_steps
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -58,7 +61,7 @@ class FinetuneConfig:
             raise UserError(f"precision '{self.precision}' is unknown: use one of {list(PRECISIONS)}.")
         if self.batch_size < 1:
             raise UserError(f"batch_size={self.batch_size} must be at least 1.")
-        if self.epochs is None and self.max_steps is None:
+        if self.epochs is None and self.max_steps is None and self.early_stopping is None:
             raise UserError("A fine-tuning recipe needs epochs or max_steps (or both).")
         if self.lr_encoder < 0 or self.lr_head < 0 or self.weight_decay < 0:
             raise UserError("Learning rates and weight_decay must not be negative.")
@@ -67,16 +70,24 @@ class FinetuneConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "recipe") -> "FinetuneConfig":
         data = dict(data or {})
-        nested = {"lora": LoRAConfig, "head": HeadConfig, "schedule": ScheduleConfig, "augment": AugmentConfig}
+        nested = {"lora": LoRAConfig, "head": HeadConfig, "schedule": ScheduleConfig, "augment": AugmentConfig,
+                  "early_stopping": EarlyStoppingConfig}
         kwargs: dict[str, Any] = {}
         _check_keys(cls, data, where)
         for key, value in data.items():
-            if key in nested:
+            if key == "early_stopping" and value is None:
+                kwargs[key] = None
+            elif key in nested:
                 _check_keys(nested[key], value or {}, f"{where}.{key}")
+                if key == "early_stopping" and not {"metric", "max_steps"} <= set(value or {}):
+                    raise UserError(f"{where}.early_stopping needs metric and max_steps.")
                 kwargs[key] = nested[key](**(value or {}))
             else:
                 kwargs[key] = value
-        return cls(**kwargs)
+        config = cls(**kwargs)
+        if config.early_stopping is not None:
+            config.early_stopping.check_task(config.task, where)
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values; `from_dict(to_dict())` gives the same recipe."""
@@ -105,6 +116,8 @@ def plan_steps(num_samples: int, config: FinetuneConfig) -> tuple[int, int]:
     steps_per_epoch = num_samples // config.batch_size
     if steps_per_epoch < 1:
         raise UserError(f"batch_size={config.batch_size} is larger than the {num_samples} training samples; lower it.")
+    if config.early_stopping is not None:  # its max_steps is the budget; validation decides where to stop
+        return config.early_stopping.max_steps, steps_per_epoch
     budget = [config.max_steps] if config.max_steps is not None else []
     if config.epochs is not None:
         budget.append(max(1, int(round(config.epochs * steps_per_epoch))))

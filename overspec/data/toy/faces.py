@@ -440,14 +440,19 @@ def _noise_bank() -> np.ndarray:
     return np.random.default_rng(20240611).standard_normal(_NOISE_BANK_SIZE, dtype=np.float32)
 
 
-def _to_uint8(img: np.ndarray, noise: list[tuple[float, int]]) -> np.ndarray:
-    """Add each photo's sensor noise and quantise; `img` is (B,H,W,3) float in [0, 1]."""
+def _add_noise(img: np.ndarray, noise: list[tuple[float, int]]) -> np.ndarray:
+    """Add each photo's sensor noise in place; `img` is (B,H,W,3) float."""
     count = img[0].size
     for k, (sigma, seed) in enumerate(noise):
         if sigma > 0:
             start = seed % (_NOISE_BANK_SIZE - count)
             img[k] += np.float32(sigma) * _noise_bank()[start : start + count].reshape(img[k].shape)
-    out = np.clip(img, 0.0, 1.0)
+    return img
+
+
+def _to_uint8(img: np.ndarray, noise: list[tuple[float, int]]) -> np.ndarray:
+    """Add each photo's sensor noise and quantise; `img` is (B,H,W,3) float in [0, 1]."""
+    out = np.clip(_add_noise(img, noise), 0.0, 1.0)
     out *= np.float32(255.0)
     out += np.float32(0.5)
     return out.astype(np.uint8)
@@ -471,6 +476,11 @@ def render_many(identities: list[FaceIdentity], nuisances: list[Nuisance], size:
     """Render each identity under its own explicit nuisance state (uint8 BxHxWx3 RGB)."""
     img = _render_float(list(identities), list(nuisances), size)
     return _to_uint8(img, [(n.noise_sigma, n.noise_seed) for n in nuisances])
+
+
+def capture(images: np.ndarray, nuisances: list[Nuisance]) -> np.ndarray:
+    """What the camera records of noise-free `images` (uint8 BxHxWx3): each photo's own sensor noise, quantised."""
+    return _to_uint8(images.astype(np.float32) / np.float32(255.0), [(n.noise_sigma, n.noise_seed) for n in nuisances])
 
 
 def render_with(identity: FaceIdentity, nz: Nuisance, size: int = 32) -> np.ndarray:
@@ -569,6 +579,10 @@ def _box_blur(img: np.ndarray, weight: float) -> np.ndarray:
     return (1 - weight) * img + weight * box
 
 
+# Weight of the 3x3 box blur each morphing method's resampling leaves (drawn uniformly per morph).
+RESAMPLING_BLUR = {"landmark": (0.5, 0.8), "pixel": (0.3, 0.5), "gan": (0.3, 0.5)}
+
+
 def morph(
     identity_a: FaceIdentity,
     identity_b: FaceIdentity,
@@ -579,32 +593,40 @@ def morph(
 ) -> np.ndarray:
     """A toy morphing attack of two identities (uint8 HxWx3 RGB).
 
-    landmark: both faces warped to the averaged geometry, then pixel-blended (hair ghosting, smooth skin);
-    pixel: two independently posed photos alpha-blended (double edges everywhere);
-    gan: one render of the fully blended parameters with a faint upsampling checkerboard fingerprint.
+    Every method leaves the trace real morphs share: the image was made from photos, not taken, so
+    its sensor noise is not a camera's -- blended from the parents' noise (weaker, as averaging two
+    independent fields is) or, for a generated face, absent -- and it was resampled (warped,
+    aligned or resized: a slight blur). On top, each method has its own artefact:
+    landmark: both faces warped to the averaged geometry, then pixel-blended and smoothed most (hair ghosting, smooth skin);
+    pixel: two independently posed photos aligned and alpha-blended (double edges everywhere; lighter resampling);
+    gan: one noise-free render of the fully blended parameters, resized, with a faint upsampling checkerboard.
+    The training method (landmark) carries the shared trace most strongly, so unseen methods stay harder.
     """
     if method not in MORPH_METHODS:
         raise UserError(f"Unknown toy morph method {method!r}: choose one of {', '.join(MORPH_METHODS)}.")
     alpha = float(rng.uniform(0.4, 0.6))
     nz = sample_nuisance(rng, nuisance)
+    # the second parent photo's own sensor noise (same sigma, another window of the noise bank)
+    noise = [(nz.noise_sigma, nz.noise_seed), (nz.noise_sigma, int(rng.integers(0, 2**31 - 1)))]
     if method == "landmark":
         a = blend_identities(identity_a, identity_b, alpha, geometry_only=True)
         b = blend_identities(identity_b, identity_a, 1 - alpha, geometry_only=True)
-        pair = _render_float([a, b], [nz, nz], size)
-        img = _box_blur((1 - alpha) * pair[0] + alpha * pair[1], float(rng.uniform(0.3, 0.6)))
+        pair = _add_noise(_render_float([a, b], [nz, nz], size), noise)
+        img = _box_blur((1 - alpha) * pair[0] + alpha * pair[1], float(rng.uniform(*RESAMPLING_BLUR[method])))
     elif method == "pixel":
         offset = rng.normal(0, 0.045, 3)
         nz_b = dataclasses.replace(
             nz, tx=nz.tx + offset[0], ty=nz.ty + offset[1], rotation=nz.rotation + 0.5 * offset[2], yaw=-nz.yaw
         )
-        pair = _render_float([identity_a, identity_b], [nz, nz_b], size)
-        img = (1 - alpha) * pair[0] + alpha * pair[1]
+        pair = _add_noise(_render_float([identity_a, identity_b], [nz, nz_b], size), noise)
+        img = _box_blur((1 - alpha) * pair[0] + alpha * pair[1], float(rng.uniform(*RESAMPLING_BLUR[method])))
     else:
         img = _render_float([blend_identities(identity_a, identity_b, alpha)], [nz], size)[0]
+        img = _box_blur(img, float(rng.uniform(*RESAMPLING_BLUR[method])))
         yy, xx = np.indices((size, size))
         checker = np.where((yy + xx) % 2 == 0, 1.0, -1.0).astype(np.float32)
-        img = img + np.float32(rng.uniform(0.015, 0.035)) * checker[..., None]
-    return _to_uint8(img[None], [(nz.noise_sigma, nz.noise_seed)])[0]
+        img = img + np.float32(rng.uniform(0.004, 0.008)) * checker[..., None]
+    return _to_uint8(img[None], [(0.0, 0)])[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -634,6 +656,11 @@ def _border(img: np.ndarray, rng: np.random.Generator, colour: np.ndarray, max_w
     return out
 
 
+# Amplitude of the print's halftone dots and the replay's moire, and the share of the face's contrast a
+# mask keeps (each drawn uniformly per attack video).
+ATTACK_TEXTURE = {"print": (0.08, 0.14), "replay": (0.05, 0.10), "mask": (0.45, 0.65)}
+
+
 def present_attack(image: np.ndarray, rng: np.random.Generator, kind: str) -> np.ndarray:
     """A toy presentation attack: what the camera sees when `image` is shown as a print, a replay or a mask."""
     if kind not in ATTACK_KINDS:
@@ -654,7 +681,7 @@ def present_attack(image: np.ndarray, rng: np.random.Generator, kind: str) -> np
         a = 2 * np.pi * f * (np.cos(th) * xx + np.sin(th) * yy) + ph[0]
         b = 2 * np.pi * f * (-np.sin(th) * xx + np.cos(th) * yy) + ph[1]
         dots = 0.5 + 0.5 * np.cos(a) * np.cos(b)
-        img = img * (1.0 - rng.uniform(0.03, 0.07) * dots)[..., None]
+        img = img * (1.0 - rng.uniform(*ATTACK_TEXTURE['print']) * dots)[..., None]
         img = _box_blur(img, float(rng.uniform(0.2, 0.5)))
         if rng.random() < 0.4:
             img = _border(img, rng, np.array([0.93, 0.92, 0.88]) * rng.uniform(0.8, 1.0), max(1, round(2 * scale)))
@@ -665,7 +692,7 @@ def present_attack(image: np.ndarray, rng: np.random.Generator, kind: str) -> np
         f = rng.uniform(0.08, 0.35) / scale
         th = rng.uniform(0, np.pi)
         moire = np.sin(2 * np.pi * f * (np.cos(th) * xx + np.sin(th) * yy) + rng.uniform(0, 2 * np.pi))
-        img = img + (rng.uniform(0.02, 0.05) * moire)[..., None]
+        img = img + (rng.uniform(*ATTACK_TEXTURE['replay']) * moire)[..., None]
         if rng.random() < 0.6:
             cx, cy = rng.uniform(0, w), rng.uniform(0, h)
             sig = rng.uniform(0.15, 0.35) * w
@@ -677,11 +704,14 @@ def present_attack(image: np.ndarray, rng: np.random.Generator, kind: str) -> np
         # A rigid mask: flat, slightly off-colour skin with a hard edge, real eyes through the holes.
         u = (xx + 0.5) / w * 2 - 1
         v = (yy + 0.5) / h * 2 - 1
-        inside = ((u / rng.uniform(0.42, 0.52)) ** 2 + ((v - 0.08) / rng.uniform(0.55, 0.68)) ** 2) < 1.0
+        radius = (u / rng.uniform(0.42, 0.52)) ** 2 + ((v - 0.08) / rng.uniform(0.55, 0.68)) ** 2
+        inside = radius < 1.0
         eyes = ((np.abs(u) - 0.21) / 0.13) ** 2 + ((v + 0.07) / 0.09) ** 2 < 1.0
         flat = _box_blur(_box_blur(img, 1.0), 1.0)
-        flat = 0.5 + rng.uniform(0.6, 0.8) * (flat - 0.5) + rng.normal(0, 0.035, 3).astype(np.float32)
+        low, high = ATTACK_TEXTURE["mask"]  # how much of the face's contrast the mask keeps
+        flat = 0.5 + rng.uniform(low, high) * (flat - 0.5) + rng.normal(0, 0.05, 3).astype(np.float32)
         region = (inside & ~eyes)[..., None]
         img = np.where(region, flat, img)
+        img = img * np.where(inside & (radius > 0.8), 0.85, 1.0).astype(np.float32)[..., None]  # the rim's shadow
     img = img + rng.normal(0, 0.01, img.shape).astype(np.float32)
     return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
