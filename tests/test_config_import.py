@@ -11,6 +11,7 @@ import yaml
 
 from overspec.config import check_config, import_settings, missing_biometric_data, model_lineage, model_table
 from overspec.errors import UserError
+from workflow_helpers import config_error
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "schemas" / "config.schema.yaml"
@@ -22,11 +23,7 @@ def template():
 
 
 def sentence(config) -> str:
-    with pytest.raises(UserError) as info:
-        check_config(config, SCHEMA)
-    message = str(info.value)
-    assert "\n" not in message and message.endswith(".")
-    return message
+    return config_error(config, SCHEMA)
 
 
 def test_template_validates_and_lists_the_missing_checkpoint():

@@ -36,3 +36,17 @@ def executed_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
     for name in re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):$", result.stdout + result.stderr, re.M):
         counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+def config_error(config: dict, schema: Path = ROOT / "schemas" / "config.schema.yaml") -> str:
+    """The one sentence `check_config` stops `config` with (asserted to be one sentence)."""
+    import pytest
+
+    from overspec.config import check_config
+    from overspec.errors import UserError
+
+    with pytest.raises(UserError) as info:
+        check_config(config, schema)
+    message = str(info.value)
+    assert "\n" not in message and message.endswith(".")
+    return message
