@@ -7,7 +7,6 @@ import pytest
 import yaml
 
 from overspec.config import check_config
-from overspec.errors import UserError
 from workflow_helpers import config_error
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,11 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from overspec.config import check_config, import_settings, missing_biometric_data, model_lineage, model_table
-from overspec.errors import UserError
 from workflow_helpers import config_error
 
 ROOT = Path(__file__).resolve().parents[1]
