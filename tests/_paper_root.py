@@ -168,15 +168,16 @@ def write_backbone(path: Path) -> Path:
     return path
 
 
-def paper_config(data: Path, weights: Path, steps: int = 2) -> dict:
-    """configs/paper.yaml with only data_root, the backbones, the recipes' step counts and the biometric
-    benchmark names changed."""
+def paper_config(data: Path, weights: Path, steps: int = 2, batch_size: int = 8) -> dict:
+    """configs/paper.yaml with only data_root, the backbones, the recipes' steps (how many, how large: the
+    published batches of 256-512 are larger than the miniature training sets, which the fine-tune refuses)
+    and the biometric benchmark names changed."""
     config = yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text())
     config["data_root"] = str(data)
     for backbone in config["backbones"].values():
         backbone.update(arch="toy-clip-s", pretrained=str(weights))
     for recipe in config["recipes"].values():
-        recipe.update(epochs=None, max_steps=steps)
+        recipe.update(epochs=None, max_steps=steps, batch_size=batch_size)
     fr = config["biometrics"]["fr"]
     fr["pairs"], fr["ijb"] = dict(PAIR_SETS), dict(IJB_SETS)
     config["datasets"]["webdataset"] = list(WDS_DATASETS)

@@ -1,7 +1,7 @@
 """configs/paper.yaml run end to end, as a user runs it, on a miniature data root in the real layout of
 every dataset and benchmark it names (`_paper_root`), changing only data_root, the backbones (a small
-open_clip architecture from a local weights file), the recipes' step counts and the biometric
-benchmark names. Every job of the plan must run."""
+open_clip architecture from a local weights file), the recipes' steps (count and batch size) and the
+biometric benchmark names. Every job of the plan must run."""
 
 from __future__ import annotations
 
