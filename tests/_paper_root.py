@@ -85,8 +85,8 @@ def write_general(data: Path) -> None:
                      {"0": 0, "10": 10, "999": 999}, suffix=".jpeg", draw=class_colour)
     for name in WDS_DATASETS:
         classes = list(get_dataset(name).classes)
-        labels = [i % min(4, len(classes)) for i in range(12)]
-        write_wds(data / f"wds_{name}", classes, {"train": labels, "test": labels[:6]}, draw=class_colour)
+        labels = [i % min(4, len(classes)) for i in range(20)]  # 5 per class: val gets 1
+        write_wds(data / f"wds_{name}", classes, {"train": labels, "test": labels[:8]}, draw=class_colour)
 
 
 def _copy_image(source: Path, target: Path, k: int) -> None:
