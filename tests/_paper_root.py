@@ -112,6 +112,10 @@ def _relist(source_csv: Path, target_csv: Path, image_dir: Path, prefix: str, st
     return start + len(table)
 
 
+def _is_bona_fide(row) -> bool:
+    return row["label"] == "bonafide"
+
+
 def write_biometrics(data: Path, toy: Path) -> None:
     """The paper's biometric benchmarks in their real layouts, made from a toy biometric world."""
     write_biometric_world(toy, seed=3, sizes=BIOMETRIC_SIZES)
@@ -135,14 +139,13 @@ def write_biometrics(data: Path, toy: Path) -> None:
                        meta.faceness, meta.pair_templates, meta.pair_labels)
     # MAD: SMDD training list; SYN-MAD-2022 and MorDIFF tests sharing the FRLL bona fides
     k = _relist(toy / "mad" / "train.csv", data / "SMDD" / "train.csv", data / "SMDD" / "images", "images/", 0)
-    bona_fide = lambda row: row["label"] == "bonafide"  # noqa: E731
     for method, toy_method in MAD_METHODS.items():
         folder = "MorDIFF" if method == "mordiff" else "SYN-MAD-2022"
         csv = data / folder / f"{method}.csv"
         source = toy / "mad" / f"test_{toy_method}.csv"
-        _relist(source, csv.with_name(f".{method}.bona.csv"), data / "FRLL", "../FRLL/", 1000, bona_fide)
+        _relist(source, csv.with_name(f".{method}.bona.csv"), data / "FRLL", "../FRLL/", 1000, _is_bona_fide)
         k = _relist(source, csv.with_name(f".{method}.morph.csv"), data / folder / method, f"{method}/", k,
-                    lambda row: row["label"] != "bonafide")
+                    lambda row: not _is_bona_fide(row))
         parts = [pd.read_csv(csv.with_name(f".{method}.{p}.csv"), dtype=str, keep_default_na=False)
                  for p in ("bona", "morph")]
         pd.concat(parts)[["path", "label"]].to_csv(csv, index=False)
@@ -157,12 +160,10 @@ def write_biometrics(data: Path, toy: Path) -> None:
 
 def write_backbone(path: Path) -> Path:
     """A small open_clip architecture's weights as a local file (what a user points `pretrained` at)."""
-    import torch
     from safetensors.torch import save_file
 
     from overspec.models.factory import create_model
 
-    torch.manual_seed(0)
     model = create_model("toy-clip-s", seed=0)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     return path
