@@ -101,7 +101,7 @@ rule eval_attack_detection:
         "logs/eval_attack_detection/{model}/{task}/{benchmark}.log",
     benchmark:
         "results/benchmarks/eval_attack_detection/{model}/{task}/{benchmark}.tsv"
-    threads: 1
+    threads: attack_list_threads
     resources:
         gpu=1,
         mem_mb=8000,

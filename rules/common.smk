@@ -112,6 +112,12 @@ def data_threads(wildcards):
     return 1 if get_dataset(wildcards.dataset).is_toy else 8
 
 
+def attack_list_threads(wildcards):
+    """Threads for a MAD/PAD job: image-loading workers (threads - 1) for real lists, whose images are
+    decoded and resized one by one; one thread for the toy world's small lists."""
+    return 1 if BIO["source"] == "toy" else 8
+
+
 def probe_datasets():
     return [d for d in GENERAL if get_dataset(d).probe_splits]
 

@@ -200,15 +200,23 @@ def write_class_tree(folder: Path, counts: dict[str, int], labels: dict[str, int
     return folder
 
 
-def write_sun397(root: Path, classes: list[str], counts: dict[int, int]) -> Path:
-    """ClassName.txt with every class as '/<letter>/<name_with_underscores>' and images for `counts`."""
+SUN397_CLASS_FILE = Path(__file__).parent / "data" / "sun397_ClassName.txt"  # the real file, in its own order
+
+
+def sun397_class_lines() -> list[str]:
+    """SUN397's ClassName.txt as published: '/<letter>/<class path>' sorted by path ('/' before '_')."""
+    return SUN397_CLASS_FILE.read_text().splitlines()
+
+
+def write_sun397(root: Path, lines: list[str], counts: dict[int, int], draw=pattern, size=lambda i: 8) -> Path:
+    """ClassName.txt with `lines` ('/<letter>/<class path>') and `counts[line index]` images of each class,
+    drawn with the line index as label; `size(i)` is the side of image i (real SUN397 sizes vary)."""
     folder = root / "SUN397"
     folder.mkdir(parents=True)
-    paths = [f"/{c[0]}/{c.replace(' ', '_')}" for c in classes]
-    (folder / "ClassName.txt").write_text("\n".join(paths) + "\n")
+    (folder / "ClassName.txt").write_text("\n".join(lines) + "\n")
     for label, n in counts.items():
         for i in range(n):
-            save_image(folder / paths[label].lstrip("/") / f"sun_{label:03d}{i:04d}.jpg", label, i)
+            save_image(folder / lines[label].lstrip("/") / f"sun_{label:03d}{i:04d}.jpg", label, i, size(i), draw)
     return folder
 
 

@@ -8,7 +8,7 @@ from overspec.data.biometric.attack_lists import (
     PAD_DATASETS,
     PAD_PROTOCOLS,
     check_same_bona_fide,
-    image_batches,
+    listed_images,
     mad_subsets,
     read_mad_list,
     read_pad_list,
@@ -93,15 +93,50 @@ def test_written_lists_read_back(tmp_path):
     assert back["label"].tolist() == [1, 0] and back["attack_type"].tolist() == ["", "replay"]
 
 
-def test_image_batches_read_rgb(tmp_path):
+def _fit_to(size):
+    from overspec.embed.loader import Preprocess
+
+    return Preprocess.from_preprocessing({"size": [size, size], "mean": [0.5] * 3, "std": [0.5] * 3,
+                                          "resize_mode": "shortest", "interpolation": "bicubic"}).geometric
+
+
+def test_listed_images_of_any_size_stream_in_fitted_batches(tmp_path):
     from PIL import Image
 
-    for k in range(3):
-        Image.fromarray(np.full((4, 4, 3), 10 * k, np.uint8)).save(tmp_path / f"{k}.png")
-    batches = list(image_batches([str(tmp_path / f"{k}.png") for k in range(3)], 2))
-    assert [b.shape for b in batches] == [(2, 4, 4, 3), (1, 4, 4, 3)] and batches[1][0, 0, 0, 0] == 20
-    with pytest.raises(UserError, match="does not exist"):
-        list(image_batches([str(tmp_path / "nope.png")], 2))
+    from overspec.embed.loader import fitted_batches
+
+    for k, size in enumerate([(4, 4), (10, 6), (3, 9)]):
+        Image.fromarray(np.full((size[1], size[0], 3), 10 * k, np.uint8)).save(tmp_path / f"{k}.png")
+    csv = tmp_path / "l.csv"
+    csv.write_text("path,label\n2.png,attack\n0.png,bonafide\n1.png,bonafide\n0.png,bonafide\n")
+    frame = pd.read_csv(csv).assign(path=lambda f: [str(tmp_path / p) for p in f["path"]],
+                                     origin=[f"{csv} row {i}" for i in range(2, 6)])
+    images = listed_images([frame])
+    assert images.paths == [str(tmp_path / f"{k}.png") for k in range(3)]  # each path once, sorted
+    assert images.origins == [f"{csv} row 3", f"{csv} row 4", f"{csv} row 2"]
+    batches = list(fitted_batches(images, _fit_to(8), batch_size=2))
+    assert [b.shape for b in batches] == [(2, 8, 8, 3), (1, 8, 8, 3)] and batches[1][0, 0, 0, 0] == 20
+
+
+def test_missing_and_unreadable_list_images_name_the_list_and_row(tmp_path):
+    from overspec.embed.loader import fitted_batches
+
+    csv = tmp_path / "test.csv"
+    csv.write_text("path,label,attack_type,video_id\nv1_0.png,bonafide,,v1\nv2_0.png,attack,print,v2\n")
+    frame = read_pad_list(csv)
+    with pytest.raises(UserError, match=rf"^{csv} row 2 names {tmp_path}/v1_0.png, which does not exist: fix the "
+                                        r"path \(relative paths start at the list's folder\) or remove the row\.$"):
+        listed_images([frame])
+    from PIL import Image
+
+    Image.fromarray(np.zeros((5, 7, 3), np.uint8)).save(tmp_path / "v1_0.png")
+    (tmp_path / "v2_0.png").write_bytes(b"not an image")
+    images = listed_images([frame])
+    for workers in (0, 1):  # the sentence comes back whole from a loader worker too
+        with pytest.raises(UserError, match=rf"^Image {tmp_path}/v2_0.png \(named by {csv} row 3\) cannot be "
+                                            r"decoded \(UnidentifiedImageError\): replace the file or remove its "
+                                            r"row\.$"):
+            list(fitted_batches(images, _fit_to(8), batch_size=1, num_workers=workers))
 
 
 def test_pad_protocols_are_leave_one_out_over_mcio():

@@ -165,3 +165,59 @@ def test_pad_of_another_model_is_scored_by_the_probe_with_the_dev_threshold(worl
     expected, _ = evaluate_pad(scored["test"], scored["dev"], name)
     assert record["hter"] == pytest.approx(expected["hter"]) and record["auc"] == pytest.approx(expected["auc"])
     assert record["n_videos"] == 2 * SMALL.pad_test_videos and record["benchmark"] == name
+
+
+VARIED_SIZES = [(40, 30), (23, 57), (64, 64), (90, 41), (17, 17)]  # (width, height): several aspect ratios
+
+
+def _relist(plan: dict, folder, convert) -> dict:
+    """The task's lists copied into `folder` (same rows, so the same ids) with each image passed through
+    `convert(image, k)` (k counts images) and saved losslessly under the same relative path."""
+    import shutil
+    from pathlib import Path
+
+    sources = [plan["train"], *plan["tests"].values()] + ([plan["dev"]] if "dev" in plan else [])
+    count = 0
+    for source in sources:
+        source = Path(source)
+        target = folder / source.name
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        for rel in pd.read_csv(source, dtype=str)["path"]:
+            image_target = folder / rel
+            if not image_target.exists():
+                image_target.parent.mkdir(parents=True, exist_ok=True)
+                convert(Image.open(source.parent / rel).convert("RGB"), count).save(image_target)
+                count += 1
+
+    def moved(path):
+        return str(folder / Path(path).name)
+
+    return {**plan, "train": moved(plan["train"]), "tests": {k: moved(v) for k, v in plan["tests"].items()},
+            **({"dev": moved(plan["dev"])} if "dev" in plan else {})}
+
+
+@pytest.mark.parametrize("task, model", [("mad", "with_head"), ("pad", "base")])
+def test_attack_images_of_any_size_score_as_if_pre_resized_by_the_models_preprocessing(world, models, tmp_path,
+                                                                                         task, model):
+    """MAD (own head) and PAD (probe) lists whose images have several sizes and aspect ratios give the scores
+    of the same images resized beforehand by the model card's own preprocessing."""
+    from overspec.embed.loader import Preprocess
+
+    fit = Preprocess.from_preprocessing(load_model(models[model]).card["preprocessing"]).geometric
+    varied = _relist(world[task], tmp_path / "varied",
+                     lambda image, k: image.resize(VARIED_SIZES[k % len(VARIED_SIZES)], Image.BICUBIC))
+    fitted = _relist(varied, tmp_path / "fitted", lambda image, k: fit(image))
+    sizes = {Image.open(p).size for p in (tmp_path / "varied").rglob("*.png")}
+    assert len(sizes) == len(VARIED_SIZES) and {Image.open(p).size for p in (tmp_path / "fitted").rglob("*.png")} \
+        == {tuple(load_model(models[model]).card["preprocessing"]["size"])}
+    results = {}
+    for name, lists in (("varied", varied), ("fitted", fitted)):
+        (benchmark, _), = lists["tests"].items() if task == "pad" else ((lists["benchmark"], None),)
+        results[name] = eval_attack_detection("m", models[model], task, task, benchmark, lists["train"],
+                                              lists["tests"], tmp_path / f"{name}.json", dev_list=lists.get("dev"),
+                                              batch_size=3, num_workers=1 if name == "varied" else 0)
+        assert results[name]["scoring"]["method"] == ("head" if model == "with_head" else "probe")
+    varied_scores, fitted_scores = (pd.read_csv(tmp_path / f"{n}.scores.csv") for n in ("varied", "fitted"))
+    pd.testing.assert_frame_equal(varied_scores, fitted_scores, check_exact=True)
+    assert varied_scores["score"].nunique() > 1

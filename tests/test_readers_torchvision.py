@@ -7,10 +7,11 @@ refused (tested); their parsing is tested with torchvision's checksum function p
 import numpy as np
 import pytest
 
-from _general_fixtures import (accept_torchvision_checksums, decode_pattern, near, write_cars, write_cifar,
+from _general_fixtures import (accept_torchvision_checksums, class_colour, decode_pattern, near, write_cars, write_cifar,
                                write_class_tree, write_fgvc, write_flowers, write_food101, write_gtsrb, write_mnist,
-                               write_pets, write_stl10, write_sun397, write_svhn)
+                               sun397_class_lines, write_pets, write_stl10, write_sun397, write_svhn)
 from overspec.data.registry import get_dataset, open_dataset_split
+from overspec.data.class_names import normalise_class_name
 from overspec.errors import UserError
 
 
@@ -77,12 +78,23 @@ def test_cifar100_meta_names_keep_underscores_registry_names_do_not(tmp_path, ac
     _check_images(test)
 
 
-def test_cifar100_with_other_class_names_is_refused(tmp_path, accept_checksums):
-    raw = list(get_dataset("cifar100").options["reader_classes"])
-    raw[1], raw[2] = raw[2], raw[1]
-    write_cifar(tmp_path, raw, hundred=True)
-    with pytest.raises(UserError, match="class 1 'baby' where the registry expects 'aquarium_fish'"):
-        open_dataset_split(get_dataset("cifar100"), tmp_path, "test")
+def test_cifar100_meta_in_another_order_is_matched_by_name(tmp_path, accept_checksums):
+    """Labels index the meta file's names; the registry label is the one of the same name, not position."""
+    spec = get_dataset("cifar100")
+    raw = list(spec.options["reader_classes"])
+    raw[1], raw[2] = raw[2], raw[1]  # the meta says 1 = baby, 2 = aquarium_fish
+    write_cifar(tmp_path, raw, per_batch=3, hundred=True)
+    test = open_dataset_split(spec, tmp_path, "test")
+    assert [spec.classes[label] for label in test.labels()] == ["baby", "aquarium fish", "bear"]
+
+
+def test_class_identifier_with_no_name_names_file_and_line(tmp_path):
+    lines = sun397_class_lines()
+    lines[lines.index("/j/jail/indoor")] = "/j/jail/outdoor"  # line 207: SUN397 has no 'jail outdoor'
+    write_sun397(tmp_path, lines, {0: 1})
+    with pytest.raises(UserError, match=rf"^{tmp_path}/SUN397/ClassName.txt line 207 names class 'jail/outdoor', "
+                                        r"which has no name in overspec's list of 397 classes"):
+        open_dataset_split(get_dataset("sun397"), tmp_path, "test")
 
 
 def test_mnist_raw_idx_opens_without_checksums(tmp_path):
@@ -171,7 +183,7 @@ def test_gtsrb_missing_class_folder_would_shift_labels_and_is_caught(tmp_path):
 
 def test_sun397_fixed_partition_50_5_45(tmp_path):
     spec = get_dataset("sun397")
-    write_sun397(tmp_path, list(spec.classes), {0: 101, 8: 3})
+    write_sun397(tmp_path, sun397_class_lines(), {0: 101, 8: 3})
     train, val, test = (open_dataset_split(spec, tmp_path, s) for s in spec.splits)
     counts = {name: np.bincount(r.labels(), minlength=397)[[0, 8]].tolist()
               for name, r in (("train", train), ("val", val), ("test", test))}
@@ -180,6 +192,21 @@ def test_sun397_fixed_partition_50_5_45(tmp_path):
     assert test.ids()[0].startswith("a/abbey/sun_")
     assert spec.classes[8] == "apartment building outdoor"
     _check_images(val)
+
+
+def test_sun397_every_class_identifier_gets_its_own_name(tmp_path):
+    """ClassName.txt in its real order ('/j/jail/indoor' sorts before '/j/jail_cell'): each image's label
+    must name the class of the folder it is in, for all 397 classes."""
+    spec = get_dataset("sun397")
+    lines = sun397_class_lines()
+    write_sun397(tmp_path, lines, {i: 1 for i in range(len(lines))}, draw=class_colour)
+    test = open_dataset_split(spec, tmp_path, "test")
+    assert len(test) == 397
+    for sample_id, label in zip(test.ids(), test.labels()):
+        identifier = sample_id.rsplit("/", 1)[0][2:]  # "j/jail/indoor/sun_x.jpg" -> "jail/indoor"
+        assert normalise_class_name(spec.classes[label]) == normalise_class_name(identifier), sample_id
+    jail = {i.rsplit("/", 1)[0]: spec.classes[label] for i, label in zip(test.ids(), test.labels()) if "/jail" in i}
+    assert jail == {"j/jail/indoor": "jail indoor", "j/jail_cell": "jail cell"}
 
 
 def test_eurosat_partition_is_disjoint_and_stratified(tmp_path):
@@ -264,8 +291,12 @@ def test_dtd_partition_one_label_files(tmp_path):
 
 
 def test_country211_iso_folders(tmp_path):
-    codes = sorted(f"{a}{b}" for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" for b in "ABCDEFGHIJ")[:211]
+    spec = get_dataset("country211")
+    codes = list(spec.options["reader_classes"])
+    assert codes[:2] == ["AD", "AE"] and codes == sorted(codes) and len(set(codes)) == 211
     write_class_tree(tmp_path / "country211" / "test", {c: 1 for c in codes}, {c: i % 256 for i, c in enumerate(codes)})
-    test = open_dataset_split(get_dataset("country211"), tmp_path, "test")
-    assert len(test) == 211 and test.labels() == list(range(211)) and test.ids()[1] == "test/AB/image_0001.jpg"
-    assert get_dataset("country211").classes[:2] == ("Andorra", "United Arab Emirates")  # ISO order AD, AE
+    test = open_dataset_split(spec, tmp_path, "test")
+    assert len(test) == 211 and test.labels() == list(range(211)) and test.ids()[1] == "test/AE/image_0001.jpg"
+    assert spec.classes[:2] == ("Andorra", "United Arab Emirates")  # ISO order AD, AE
+    named = dict(zip(codes, spec.classes))
+    assert (named["GB"], named["XK"], named["ZW"]) == ("United Kingdom", "Kosovo", "Zimbabwe")

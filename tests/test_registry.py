@@ -205,3 +205,32 @@ def test_architecture_names_are_open_clips_without_importing_it():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     light, names, open_clips = json.loads(done.stdout)
     assert light and names == open_clips and {"ViT-B-16", "ViT-L-14", "toy-clip-s", "toy-clip-m"} <= set(names)
+
+
+def test_reader_class_identifiers_are_named_by_identity():
+    from _general_fixtures import sun397_class_lines
+
+    sun = get_dataset("sun397")
+    assert sun.options["reader_classes"] == [line[3:] for line in sun397_class_lines()]  # ClassName.txt order
+    named = dict(zip(sun.options["reader_classes"], sun.classes))
+    assert (named["jail/indoor"], named["jail_cell"]) == ("jail indoor", "jail cell")
+    assert sorted(sun.classes) == sorted(prompt_sets()["sun397"]["classes"])  # OpenAI's names, each once
+    assert dict(zip(get_dataset("eurosat").options["reader_classes"], get_dataset("eurosat").classes))[
+        "SeaLake"] == "lake or sea"
+    assert dict(zip(get_dataset("gtsrb").options["reader_classes"], get_dataset("gtsrb").classes))[
+        "00014"] == "stop"
+    for name in REAL:
+        data = prompt_sets()[name]
+        if "reader_classes" in data:
+            assert sorted(get_dataset(name).classes) == sorted(data["classes"]), name
+
+
+def test_an_identifier_with_no_name_is_one_sentence():
+    from overspec.data.class_names import names_in_identifier_order
+
+    assert names_in_identifier_order("x", ["b_c", "a/d"], ["a d", "b c"]) == ("b c", "a d")
+    with pytest.raises(UserError, match=r"^Class identifier 'jail/outdoor' \(number 2 of sun397's reader_classes in "
+                                        r"overspec/data/prompts/general.json\) has no name in its classes"):
+        names_in_identifier_order("sun397", ["jail_cell", "jail/outdoor"], ["jail cell", "jail indoor"])
+    with pytest.raises(UserError, match="each name must belong to exactly one identifier"):
+        names_in_identifier_order("x", ["a", "A"], ["a", "b"])

@@ -18,7 +18,7 @@ with job_log(snakemake.log[0]):
     eval_attack_detection(
         snakemake.wildcards.model, snakemake.input.model, snakemake.wildcards.task, snakemake.params.adaptation,
         snakemake.wildcards.benchmark, lists["train"], lists["tests"], snakemake.output.json, dev_list=lists["dev"],
-        device=device, **settings,
+        device=device, num_workers=max(0, snakemake.threads - 1), **settings,
         provenance=provenance(snakemake.rule, dict(snakemake.input),
                               settings, snakemake.params.code, None, device_info["kind"],
                               known_digests={"model": read_digest(snakemake.input.digest)}),

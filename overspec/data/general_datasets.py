@@ -12,6 +12,7 @@ import json
 from functools import lru_cache
 from importlib import resources
 
+from overspec.data.class_names import names_in_identifier_order
 from overspec.data.spec import DatasetSpec
 from overspec.data.splits import SplitPlan
 
@@ -24,7 +25,7 @@ VAL_NOTE = ("val is 10% of each class of the official training split (VTAB's 90/
 
 @lru_cache(maxsize=1)
 def prompt_sets() -> dict[str, dict]:
-    """Class names, templates and reader class identifiers per dataset, from `prompts/general.json`."""
+    """Class names, templates, reader class identifiers and aliases per dataset, from `prompts/general.json`."""
     text = resources.files("overspec.data").joinpath("prompts/general.json").read_text(encoding="utf-8")
     return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
 
@@ -43,10 +44,14 @@ def _entry(name: str, reader: str, location: str, layout: str, plan: SplitPlan, 
            **options) -> DatasetSpec:
     data = prompt_sets()[name]
     opts = {"split_plan": plan.to_dict(), "layout": layout, **options}  # plain data: manifests record it
-    if "reader_classes" in data:
+    classes = tuple(data["classes"])
+    if "reader_classes" in data:  # labels index the identifiers: name each one by identity, not position
+        if "class_synonyms" in data:
+            raise ValueError(f"{name}: class_synonyms follow the order of classes, so they cannot go with reader_classes")
         opts["reader_classes"] = list(data["reader_classes"])
+        classes = names_in_identifier_order(name, data["reader_classes"], classes, data.get("class_aliases"))
     return DatasetSpec(
-        name=name, reader=reader, classes=tuple(data["classes"]), templates=tuple(data["templates"]),
+        name=name, reader=reader, classes=classes, templates=tuple(data["templates"]),
         splits=plan.splits, primary_metric=metric, location=location, layout=layout, options=opts,
         class_synonyms=tuple(tuple(s) for s in data.get("class_synonyms", ())), source=data["source"],
     )

@@ -34,14 +34,17 @@ def _listing_digest(ids: list[str], labels: list[int]) -> str:
     return digest.hexdigest()
 
 
-def open_image_rgb(path: Path) -> Image.Image:
-    """Decode one image as RGB, with a clear error for a corrupt or unreadable file."""
+def open_image_rgb(path: Path, named_by: str = "",
+                   advice: str = "replace or remove it, then rerun prepare_dataset for its dataset") -> Image.Image:
+    """Decode one image as RGB, with a clear error for a corrupt or unreadable file.
+
+    `named_by` says where the image is listed (e.g. '<list> row 7'), for the error."""
     try:
         with Image.open(path) as image:
             return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise UserError(f"Image {path} cannot be decoded ({exc.__class__.__name__}): replace or remove it, "
-                        f"then rerun prepare_dataset for its dataset.") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        where = f" (named by {named_by})" if named_by else ""
+        raise UserError(f"Image {path}{where} cannot be decoded ({exc.__class__.__name__}): {advice}.") from None
 
 
 @dataclass

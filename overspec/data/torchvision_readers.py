@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from overspec.data.class_names import normalise_class_name, registry_labels
 from overspec.data.readers import ArraySplit, FileListSplit, SplitReader, check_labels
 from overspec.errors import UserError
 
@@ -31,6 +32,7 @@ class TorchvisionSource:
     extra: dict = field(default_factory=dict)  # keyword arguments for every split
     checksummed: bool = False  # torchvision refuses files whose md5 differs from the official ones
     arrays: bool = False  # images live in memory as one array (no file per image)
+    class_where: str = ""  # where the files name class n (1-based), for errors; {split} = the official split
 
 
 def _train_test(key: str = "split") -> dict[str, dict]:
@@ -42,32 +44,35 @@ def _train_test(key: str = "split") -> dict[str, dict]:
 SOURCES: dict[str, TorchvisionSource] = {
     s.cls: s
     for s in (
-        TorchvisionSource("CIFAR10", "cifar-10-batches-py", _train_test("train"), checksummed=True, arrays=True),
-        TorchvisionSource("CIFAR100", "cifar-100-python", _train_test("train"), checksummed=True, arrays=True),
+        TorchvisionSource("CIFAR10", "cifar-10-batches-py", _train_test("train"), checksummed=True, arrays=True,
+                          class_where="batches.meta label_names entry {n}"),
+        TorchvisionSource("CIFAR100", "cifar-100-python", _train_test("train"), checksummed=True, arrays=True,
+                          class_where="meta fine_label_names entry {n}"),
         TorchvisionSource("MNIST", "MNIST", _train_test("train"), arrays=True),
-        TorchvisionSource("STL10", "stl10_binary", _train_test(), checksummed=True, arrays=True),
+        TorchvisionSource("STL10", "stl10_binary", _train_test(), checksummed=True, arrays=True,
+                          class_where="class_names.txt line {n}"),
         TorchvisionSource("SVHN", "", _train_test(), checksummed=True, arrays=True),
-        TorchvisionSource("Food101", "food-101", _train_test()),
-        TorchvisionSource("SUN397", "SUN397", {"all": {}}),
-        TorchvisionSource("StanfordCars", "stanford_cars", _train_test()),
+        TorchvisionSource("Food101", "food-101", _train_test(), class_where="meta/{split}.json class {n} (sorted keys)"),
+        TorchvisionSource("SUN397", "SUN397", {"all": {}}, class_where="ClassName.txt line {n}"),
+        TorchvisionSource("StanfordCars", "stanford_cars", _train_test(),
+                          class_where="devkit/cars_meta.mat class_names entry {n}"),
         TorchvisionSource("FGVCAircraft", "fgvc-aircraft-2013b",
-                          {s: {"split": s} for s in ("train", "val", "test")}, {"annotation_level": "variant"}),
-        TorchvisionSource("DTD", "dtd", {s: {"split": s} for s in ("train", "val", "test")}, {"partition": 1}),
+                          {s: {"split": s} for s in ("train", "val", "test")}, {"annotation_level": "variant"},
+                          class_where="data/variants.txt line {n}"),
+        TorchvisionSource("DTD", "dtd", {s: {"split": s} for s in ("train", "val", "test")}, {"partition": 1},
+                          class_where="labels/{split}1.txt class {n} (sorted)"),
         TorchvisionSource("Flowers102", "flowers-102", {s: {"split": s} for s in ("train", "val", "test")},
                           checksummed=True),
         TorchvisionSource("GTSRB", "gtsrb", _train_test()),
-        TorchvisionSource("Country211", "country211", {s: {"split": s} for s in ("train", "valid", "test")}),
+        TorchvisionSource("Country211", "country211", {s: {"split": s} for s in ("train", "valid", "test")},
+                          class_where="{split}/ class folder {n} (sorted)"),
         TorchvisionSource("RenderedSST2", "rendered-sst2", {s: {"split": s} for s in ("train", "val", "test")}),
         TorchvisionSource("OxfordIIITPet", "oxford-iiit-pet", {"trainval": {"split": "trainval"},
-                                                               "test": {"split": "test"}}),
-        TorchvisionSource("EuroSAT", "eurosat", {"all": {}}),
+                                                               "test": {"split": "test"}},
+                          class_where="annotations/{split}.txt breed {n} (by class id)"),
+        TorchvisionSource("EuroSAT", "eurosat", {"all": {}}, class_where="2750/ class folder {n} (sorted)"),
     )
 }
-
-
-def normalise_class_name(name: str) -> str:
-    """Compare class names up to case, underscores, slashes and spacing ("aquarium_fish" = "aquarium fish")."""
-    return " ".join(re.split(r"[\s_/]+", name.lower())).strip()
 
 
 def torchvision_root(root: Path, source: TorchvisionSource) -> Path:
@@ -119,20 +124,24 @@ def _array_samples(dataset) -> tuple[np.ndarray, list[int]]:
     return images, [int(label) for label in np.asarray(labels).reshape(-1)]
 
 
-def _check_classes(dataset, source: TorchvisionSource, root: Path, classes: tuple[str, ...], options: dict) -> None:
-    """The files' own class list must match the registry's, in the same order (labels index into it)."""
+def _registry_labels(dataset, source: TorchvisionSource, root: Path, official: str, classes: tuple[str, ...],
+                     options: dict) -> list[int] | None:
+    """Registry label of each label torchvision gives, matched by class identifier (None: the same labels).
+
+    torchvision numbers classes in the order of the files' own list (SUN397's ClassName.txt, DTD's sorted
+    names, ...); the registry's `reader_classes` name the same classes, maybe in another order.
+    """
     found = getattr(dataset, "classes", None)
     if found is None or source.cls in ("Flowers102", "MNIST", "RenderedSST2"):  # hard-coded in torchvision
-        return
-    expected = options.get("reader_classes")
+        return None
     if len(found) != len(classes):
         raise UserError(f"{root} lists {len(found)} classes but the registry's {source.cls} has {len(classes)}: "
                         f"the folder holds a different version of the dataset.")
-    if expected is not None:
-        for i, (have, want) in enumerate(zip(found, expected)):
-            if normalise_class_name(str(have)) != normalise_class_name(want):
-                raise UserError(f"{root} names class {i} '{have}' where the registry expects '{want}': the files "
-                                f"are from a different version of {source.cls}, so labels would not match class names.")
+    identifiers = options.get("reader_classes")
+    if identifiers is None:
+        return None
+    where = source.class_where.replace("{split}", official) or "the class list"
+    return registry_labels(found, identifiers, lambda i: f"{root}/{where.format(n=i + 1)}")
 
 
 def _check_label_in_path(ids: list[str], labels: list[int], root: Path, options: dict) -> None:
@@ -164,14 +173,17 @@ def open_torchvision_split(root: Path, official: str, classes: tuple[str, ...], 
     """One official split of the torchvision dataset `options["torchvision"]` stored in `root`."""
     source = SOURCES[options["torchvision"]]
     dataset = _construct(source, Path(root), official, options.get("layout", ""))
-    _check_classes(dataset, source, root, classes, options)
+    to_registry = _registry_labels(dataset, source, root, official, classes, options)
     if source.arrays:
         images, labels = _array_samples(dataset)
+        if to_registry is not None:
+            labels = [to_registry[label] for label in labels]
         ids = [f"{official}/{i:06d}" for i in range(len(labels))]
         check_labels(labels, classes, root)
         return ArraySplit(images, ids, labels)
     root = Path(root)
-    samples = sorted((_relative_id(Path(path), root), label) for path, label in _file_samples(dataset))
+    remap = to_registry.__getitem__ if to_registry is not None else int
+    samples = sorted((_relative_id(Path(path), root), remap(label)) for path, label in _file_samples(dataset))
     ids, labels = [s[0] for s in samples], [s[1] for s in samples]
     check_labels(labels, classes, root)
     _check_label_in_path(ids, labels, root, options)

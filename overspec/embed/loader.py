@@ -17,7 +17,7 @@ Three ways to fill a batch (`BatchKind`):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -206,6 +206,42 @@ class SplitBatches(Dataset):
         if raw.startswith(JPEG_MAGIC):
             return torch.frombuffer(bytearray(raw), dtype=torch.uint8)
         return self.samples[split][index]
+
+
+class FittedBatches(Dataset):
+    """Batches of a reader's images after the geometric transform, for `fitted_batches`. A `UserError`
+    (a file that cannot be decoded) comes back as its sentence: raised in a worker, the DataLoader
+    would wrap it in the worker's traceback."""
+
+    def __init__(self, samples: TransformedSamples) -> None:
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key: BatchKey) -> torch.Tensor | str:
+        try:
+            images = [self.samples[i] for i in range(key.start, key.stop)]
+        except UserError as err:
+            return str(err)
+        if len({tuple(image.shape) for image in images}) > 1:
+            return (f"Images {key.start}..{key.stop - 1} of the list differ in size after the geometric transform "
+                    f"given: pass the model's preprocessing, which resizes each image.")
+        return torch.stack(images)
+
+
+def fitted_batches(reader: SplitReader, geometric: Callable, batch_size: int,
+                   num_workers: int = 0) -> Iterator[np.ndarray]:
+    """uint8 [B, H, W, 3] batches of every image of `reader`, each resized and cropped by `geometric`
+    (the model's own transform, per image, in `num_workers` DataLoader workers, as the general path
+    does) before batching: images of any size and aspect ratio batch together, and only a few batches
+    are in memory at a time however long the list."""
+    keys = plan_batches([len(reader)], [0], batch_size)
+    loader = make_loader(FittedBatches(TransformedSamples(reader, geometric)), keys, num_workers, pin_memory=False)
+    for batch in loader:
+        if isinstance(batch, str):
+            raise UserError(batch)
+        yield batch.numpy()
 
 
 def plan_batches(sizes: Sequence[int], done: Sequence[int], batch_size: int) -> list[BatchKey]:

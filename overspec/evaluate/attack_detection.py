@@ -17,13 +17,13 @@ Scores: higher = more bona fide (e.g. the probability of "bona fide"); labels 1 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from overspec.data.biometric.attack_lists import check_same_bona_fide, image_batches
+from overspec.data.biometric.attack_lists import check_same_bona_fide, listed_images
 from overspec.errors import UserError
 from overspec.evaluate.face_verification import EmbedFn, l2_normalise
 from overspec.metrics import (
@@ -231,19 +231,32 @@ def probe_bona_fide_scores(probe: Pipeline, features: np.ndarray) -> np.ndarray:
     return probe.predict_proba(l2_normalise(features))[:, column]
 
 
-def embed_paths(paths: list[str], embed_fn: EmbedFn, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Embeddings of each distinct image path (shared bona fides are embedded once)."""
-    unique = sorted(set(paths))
-    features = np.concatenate([np.asarray(embed_fn(b), dtype=np.float32) for b in image_batches(unique, batch_size)])
-    return dict(zip(unique, features))
+def unchanged(image):
+    """The geometric transform of images that already have the model's input size."""
+    return image
+
+
+def embed_paths(frames: Sequence[pd.DataFrame], embed_fn: EmbedFn, batch_size: int = 256,
+                fit: Callable = unchanged, num_workers: int = 0) -> dict[str, np.ndarray]:
+    """Embeddings of each distinct image path of the lists (shared bona fides are embedded once).
+
+    `fit` is the model's geometric preprocessing (resize, crop), applied to each image as it is loaded
+    (`overspec.embed.loader.fitted_batches`), so lists of images of any size batch and stream.
+    """
+    from overspec.embed.loader import fitted_batches
+
+    images = listed_images(frames)
+    batches = fitted_batches(images, fit, batch_size, num_workers)
+    features = np.concatenate([np.asarray(embed_fn(b), dtype=np.float32) for b in batches])
+    return dict(zip(images.paths, features))
 
 
 def probe_score_lists(
-    train: pd.DataFrame, tests: Mapping[str, pd.DataFrame], embed_fn: EmbedFn, batch_size: int = 256, c: float = 1.0
+    train: pd.DataFrame, tests: Mapping[str, pd.DataFrame], embed_fn: EmbedFn, batch_size: int = 256, c: float = 1.0,
+    fit: Callable = unchanged, num_workers: int = 0,
 ) -> dict[str, pd.DataFrame]:
     """Fit the probe on `train`'s embeddings and add a 'score' column to each test list."""
-    all_paths = list(train["path"]) + [p for frame in tests.values() for p in frame["path"]]
-    features = embed_paths(all_paths, embed_fn, batch_size)
+    features = embed_paths([train, *tests.values()], embed_fn, batch_size, fit, num_workers)
     probe = fit_probe(np.stack([features[p] for p in train["path"]]), train["label"].to_numpy())
     return {
         name: frame.assign(score=probe_bona_fide_scores(probe, np.stack([features[p] for p in frame["path"]])))

@@ -17,7 +17,7 @@ and why. FR benchmarks use the cosine similarity of embeddings for every model.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from overspec.data.biometric.benchmarks import ARCFACE_TEMPLATE, WORLD_TEMPLATE
 from overspec.data.biometric.ijb import read_ijb_meta
 from overspec.data.biometric.pair_bin import read_pair_set
 from overspec.embed.images import eval_transform
+from overspec.embed.loader import Preprocess
 from overspec.errors import UserError
 from overspec.evaluate.attack_detection import embed_paths, evaluate_mad, evaluate_pad, probe_score_lists
 from overspec.evaluate.biometric_io import write_biometric_result
@@ -143,10 +144,10 @@ def scoring_method(loaded: LoadedModel, task: str, adaptation: str) -> dict[str,
     return {"method": "probe", "probe": PROBE_DESCRIPTION, "reason": reason}
 
 
-def _head_scores(loaded: LoadedModel, lists: Mapping[str, pd.DataFrame], embed: EmbedFn,
-                 batch_size: int) -> dict[str, pd.DataFrame]:
+def _head_scores(loaded: LoadedModel, lists: Mapping[str, pd.DataFrame], embed: EmbedFn, batch_size: int,
+                 fit: Callable, num_workers: int) -> dict[str, pd.DataFrame]:
     head = head_from_card(loaded.card["head"], loaded.head)
-    features = embed_paths([p for frame in lists.values() for p in frame["path"]], embed, batch_size)
+    features = embed_paths(list(lists.values()), embed, batch_size, fit, num_workers)
     with torch.inference_mode():
         def score(frame: pd.DataFrame) -> np.ndarray:
             batch = torch.from_numpy(np.stack([features[p] for p in frame["path"]]))
@@ -158,8 +159,13 @@ def _head_scores(loaded: LoadedModel, lists: Mapping[str, pd.DataFrame], embed: 
 def eval_attack_detection(model: str, model_path: str | Path, task: str, adaptation: str, benchmark: str,
                           train_list: str | Path, tests: Mapping[str, str | Path], out_json: str | Path, *,
                           dev_list: str | Path | None = None, device: str = "cpu", batch_size: int = 256,
-                          probe_c: float = 1.0, provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """MAD (`tests`: one list per morphing method) or PAD (`tests`: {benchmark: test list}, plus dev) results."""
+                          probe_c: float = 1.0, num_workers: int = 0,
+                          provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """MAD (`tests`: one list per morphing method) or PAD (`tests`: {benchmark: test list}, plus dev) results.
+
+    Images may have any size: each is resized and cropped by the model card's preprocessing as it is
+    loaded (in `num_workers` loader workers), then batched.
+    """
     if task not in ("mad", "pad"):
         raise ValueError(f"attack detection task must be mad or pad, not {task!r}")
     read = read_mad_list if task == "mad" else read_pad_list
@@ -171,12 +177,14 @@ def eval_attack_detection(model: str, model_path: str | Path, task: str, adaptat
         if dev_list is not None:
             lists["dev"] = read_pad_list(dev_list)
     loaded, embed = _open(model_path, device)
+    fit = Preprocess.from_preprocessing(dict(loaded.card["preprocessing"])).geometric
     scoring = scoring_method(loaded, task, adaptation)
     if scoring["method"] == "head":
-        scored = _head_scores(loaded, lists, embed, batch_size)
+        scored = _head_scores(loaded, lists, embed, batch_size, fit, num_workers)
     else:
         train = read(train_list)
-        scored = probe_score_lists(train, lists, embed, batch_size=batch_size, c=probe_c)
+        scored = probe_score_lists(train, lists, embed, batch_size=batch_size, c=probe_c, fit=fit,
+                                   num_workers=num_workers)
         scoring.update(c=probe_c, n_train=len(train), n_train_bona_fide=int(train["label"].sum()))
     if task == "mad":
         result, scores = evaluate_mad(scored, benchmark)

@@ -16,7 +16,7 @@ Labels: ``bonafide`` (also ``bona_fide``, ``bona fide``, ``real``, ``live``, ``1
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from overspec.data.readers import open_image_rgb
 from overspec.errors import UserError
 from overspec.provenance import atomic_path
 
@@ -64,6 +65,11 @@ def _resolve(paths: pd.Series, base: Path) -> list[str]:
     return [p if os.path.isabs(p) else str(base / p) for p in paths.str.strip()]
 
 
+def _rows(path: Path, n: int) -> list[str]:
+    """Where each row of a list is, for errors: '<list> row N' (N counts the header as row 1)."""
+    return [f"{path} row {i + 2}" for i in range(n)]
+
+
 def _check_unique(ids: pd.Series, path: Path) -> None:
     duplicated = ids.duplicated()
     if duplicated.any():
@@ -73,14 +79,15 @@ def _check_unique(ids: pd.Series, path: Path) -> None:
 
 
 def read_mad_list(path: str | os.PathLike) -> pd.DataFrame:
-    """A MAD list as columns id, path (resolved), label (1 bona fide / 0 morph), method ('' for bona fide)."""
+    """A MAD list as columns id, path (resolved), label (1 bona fide / 0 morph), method ('' for bona fide),
+    origin ('<list> row N')."""
     path = Path(path)
     table = _read_csv(path, "MAD")
     labels = _labels(table["label"], path)
     method = table["method"].str.strip() if "method" in table.columns else pd.Series([""] * len(table))
     frame = pd.DataFrame(
         {"id": table["path"].str.strip(), "path": _resolve(table["path"], path.parent), "label": labels,
-         "method": np.where(labels == 1, "", method.to_numpy())}
+         "method": np.where(labels == 1, "", method.to_numpy()), "origin": _rows(path, len(table))}
     )
     _check_unique(frame["id"], path)
     return frame
@@ -122,7 +129,8 @@ def video_id_from_path(path: str) -> str:
 
 
 def read_pad_list(path: str | os.PathLike) -> pd.DataFrame:
-    """A PAD list as columns id, path (resolved), label (1/0), attack_type ('' for bona fide), video_id."""
+    """A PAD list as columns id, path (resolved), label (1/0), attack_type ('' for bona fide), video_id,
+    origin ('<list> row N')."""
     path = Path(path)
     table = _read_csv(path, "PAD")
     labels = _labels(table["label"], path)
@@ -134,7 +142,7 @@ def read_pad_list(path: str | os.PathLike) -> pd.DataFrame:
         videos = table["path"].map(video_id_from_path)
     frame = pd.DataFrame(
         {"id": table["path"].str.strip(), "path": _resolve(table["path"], path.parent), "label": labels,
-         "attack_type": attack_type, "video_id": videos.to_numpy()}
+         "attack_type": attack_type, "video_id": videos.to_numpy(), "origin": _rows(path, len(table))}
     )
     _check_unique(frame["id"], path)
     mixed = frame.groupby("video_id")["label"].nunique()
@@ -151,21 +159,36 @@ def write_sample_list(path: str | os.PathLike, frame: pd.DataFrame, columns: Seq
         out[list(columns)].to_csv(tmp, index=False, lineterminator="\n")
 
 
-def image_batches(paths: Sequence[str], batch_size: int) -> Iterator[np.ndarray]:
-    """uint8 RGB batches [B,H,W,3] of the images at `paths` (all must have the same size)."""
-    for start in range(0, len(paths), batch_size):
-        images = []
-        for p in paths[start : start + batch_size]:
-            try:
-                with Image.open(p) as image:
-                    images.append(np.asarray(image.convert("RGB")))
-            except FileNotFoundError:
-                raise UserError(f"The image {p} listed for evaluation does not exist; check the list and its folder.") from None
-            except (OSError, ValueError, SyntaxError) as err:
-                raise UserError(f"The image {p} cannot be decoded ({err}); replace it.") from None
-        if len({img.shape for img in images}) > 1:
-            raise UserError(f"Images from {paths[start]} on differ in size; resize the attack-detection images to one size.")
-        yield np.stack(images)
+class ListedImages:
+    """The images that list rows name, decoded one at a time as RGB (a reader for the embedding loader,
+    `overspec.embed.loader.fitted_batches`); a bad file is reported with its list and row."""
+
+    def __init__(self, paths: Sequence[str], origins: Sequence[str]) -> None:
+        if len(paths) != len(origins):
+            raise ValueError(f"{len(paths)} paths for {len(origins)} origins")
+        self.paths, self.origins = list(paths), list(origins)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, index: int) -> Image.Image:
+        return open_image_rgb(Path(self.paths[index]), self.origins[index], "replace the file or remove its row")
+
+
+def listed_images(frames: Sequence[pd.DataFrame]) -> ListedImages:
+    """Each distinct path of the lists once, sorted (shared bona fides are embedded once), with the first
+    row that names it; every file must exist."""
+    first: dict[str, str] = {}
+    for frame in frames:
+        origins = frame["origin"] if "origin" in frame.columns else frame["path"]
+        for path, origin in zip(frame["path"], origins):
+            first.setdefault(path, origin)
+    paths = sorted(first)
+    missing = next((p for p in paths if not os.path.isfile(p)), None)  # found now, not hours into embedding
+    if missing is not None:
+        raise UserError(f"{first[missing]} names {missing}, which does not exist: fix the path (relative paths "
+                        f"start at the list's folder) or remove the row.")
+    return ListedImages(paths, [first[p] for p in paths])
 
 
 # ---------------------------------------------------------------------------------------------
