@@ -92,25 +92,32 @@ def _rows(chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         yield from chunk
 
 
-def pair_accuracy(distances: np.ndarray, same: np.ndarray, folds: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """insightface's k-fold pair accuracy on the grid under each row of ``weights`` [B, n].
+def grid_correct(distances: np.ndarray, same: np.ndarray) -> np.ndarray:
+    """[n, thresholds]: 1 where insightface's grid threshold calls the pair right (genuine below it)."""
+    below = distances[:, None] < INSIGHTFACE_THRESHOLDS[None, :]
+    return np.where(same[:, None], below, ~below).astype(np.float64)
 
-    Per held-out fold, the grid threshold with the most (weighted) correct training pairs, the first
-    of ties, as ``np.argmax`` picks; a pair is called genuine when its squared distance is below it.
-    Unit weights give ``overspec.metrics.kfold_verification_accuracy(method="grid")``.
-    """
+
+def fold_accuracy(correct: np.ndarray, folds: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The k-fold grid accuracy of a ``grid_correct`` matrix under each row of ``weights`` [B, n]:
+    per held-out fold, the threshold with the most (weighted) correct training pairs, the first of
+    ties, as ``np.argmax`` picks."""
     weights = np.atleast_2d(weights)
-    grid = INSIGHTFACE_THRESHOLDS
-    below = distances[:, None] < grid[None, :]
-    correct = np.where(same[:, None], below, ~below).astype(np.float64)  # [n, thresholds]
     accuracies = []
     for fold in np.unique(folds):
         held = folds == fold
-        train_counts = weights[:, ~held] @ correct[~held]
-        best = np.argmax(train_counts, axis=1)
+        best = np.argmax(weights[:, ~held] @ correct[~held], axis=1)
         held_counts = weights[:, held] @ correct[held]
         accuracies.append(held_counts[np.arange(len(best)), best] / weights[:, held].sum(axis=1))
     return np.mean(accuracies, axis=0)
+
+
+def pair_accuracy(distances: np.ndarray, same: np.ndarray, folds: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """insightface's k-fold pair accuracy on the grid under each row of ``weights`` [B, n].
+
+    Unit weights give ``overspec.metrics.kfold_verification_accuracy(method="grid")``.
+    """
+    return fold_accuracy(grid_correct(distances, same), folds, weights)
 
 
 def _repeat(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -132,13 +139,15 @@ def _fr_replicates(found: Mapping[str, Scored], resamples: int, seed: Sequence[i
     _check_units(tables, ("pair", "fold", "issame"), f"Pair set {next(iter(found.values())).benchmark}")
     first = next(iter(tables.values()))
     same, folds = first["issame"].to_numpy().astype(bool), first["fold"].to_numpy()
+    # which pairs each grid threshold gets right: once per model, then only weights change
+    correct = {m: grid_correct(table["squared_l2"].to_numpy(np.float64), same) for m, table in tables.items()}
     out = {m: [] for m in tables}
     for weights in stratified_weights(folds, resamples, seed):
-        for m, table in tables.items():
-            out[m].append(pair_accuracy(table["squared_l2"].to_numpy(np.float64), same, folds, weights))
+        for m in tables:
+            out[m].append(fold_accuracy(correct[m], folds, weights))
     values = {}
     for m, table in tables.items():
-        observed = float(pair_accuracy(table["squared_l2"].to_numpy(np.float64), same, folds, np.ones(len(table)))[0])
+        observed = float(fold_accuracy(correct[m], folds, np.ones(len(table)))[0])
         reported = float(found[m].result["accuracy"])
         # the JSON's distances were summed in float32: a pair on a grid threshold may flip, never more
         if abs(observed - reported) > 2.0 / min(np.bincount(folds)):
