@@ -57,6 +57,8 @@ _FAST_NOISE_SCALE = 7e-6
 # would run to max_iter while the weights grow along a fixed direction.
 REL_DECREASE = 1e-6
 _WINDOW = 10
+# The best a validation score can be (both metrics are fractions): the C search ends there.
+_PERFECT = 1.0
 # Products smaller than this (multiply-adds per thread) gain nothing from more threads and lose a
 # great deal when the cores are shared: an idle-spinning OpenMP team made one 49-sample probe
 # ~30x slower on 2 busy cores (benchmarks/linear_probe.py --case separable).
@@ -473,7 +475,7 @@ def _search_c(
 
     for c in grid:
         try_c(float(c))
-        if val_curve[-1][1] >= 1.0:
+        if val_curve[-1][1] >= _PERFECT:
             log.info("linear probe: validation %s is 1 at C=%.4g; larger and refined C could only tie", select_metric, c)
             return val_curve, solutions
     best_coarse = int(np.argmax([s for _, s in val_curve]))
