@@ -12,15 +12,7 @@ import torch
 
 from overspec.errors import UserError
 from overspec.evaluate import linear_probe as lp
-from test_linear_probe import blobs, probe_data
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from test_linear_probe import blobs, one_thread, probe_data  # noqa: F401 - one_thread is an autouse fixture
 
 
 def near_duplicates(k=40, d=24, groups=8, eps=1e-2, seed=0):
