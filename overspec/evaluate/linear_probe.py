@@ -20,6 +20,15 @@ products with X in float32 until the float32 rounding noise of the loss matters,
 convergence is judged in float64 like scikit-learn's (``overspec.evaluate.lbfgs``). Parameters,
 gradients and the loss sum are always float64.
 
+Early stops that leave the result as it was: the C search ends at the first coarse C whose
+validation score is perfect (ties go to the first C in search order, so no later C could be
+chosen); a fit stops once ``_WINDOW`` iterations lowered the objective by at most ``REL_DECREASE``
+of itself (on near-duplicate features at weak regularisation the gradient test alone ran to
+max_iter; on overlapping classes the gradient test ends every fit first and nothing changes, see
+tests/test_linear_probe_stopping.py); and a fit whose products are small runs on one thread: with
+more, OpenMP's spinning team made a 49-sample probe ~30x slower on busy cores
+(``benchmarks/linear_probe.py --before-after``).
+
 Features are standardised once with the mean and standard deviation of the *training* split
 (constant features get std 1); the same transform is applied to val, test and to the train+val
 refit, so every fit on the C path solves the same problem family. (This departs from the CLIP
