@@ -104,8 +104,9 @@ def before_after(args) -> None:
     probe_log.addHandler(counter)
     probe_log.setLevel(logging.INFO)
     rows = {}
-    for case, data in (("miniature", miniature_features()), ("quick", synthetic_features(**QUICK))):
-        (train, val, test) = data
+    cases = {"miniature": miniature_features, "quick": lambda: synthetic_features(**QUICK)}
+    for case in args.cases:
+        train, val, test = cases[case]()
         runs = {}
         for mode, switch in (("before", early_stops_off), ("after", lambda: contextlib.nullcontext({}))):
             counter.__init__()
@@ -184,6 +185,9 @@ def main():
                         help="CPU threads for torch and for numpy/scikit-learn BLAS alike (default: library defaults)")
     parser.add_argument("--before-after", action="store_true",
                         help="overspec with its early stops off and on, on a miniature-shaped and the quick case")
+    parser.add_argument("--cases", nargs="+", choices=("miniature", "quick"), default=["miniature", "quick"],
+                        help="with --before-after: which cases (the miniature's before run with 2 threads on busy "
+                             "cores takes tens of minutes)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
