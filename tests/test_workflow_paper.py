@@ -3,9 +3,16 @@ every dataset and benchmark it names (`_paper_root`), changing only data_root, t
 open_clip architecture from a local weights file), the recipes' steps (count and batch size) and the
 biometric benchmark names. Every job of the plan must run.
 
-The plan has 406 jobs, most of them loading torch and a model (5-7 s of CPU each), and the linear
-probes on the separable miniatures run long C paths (GTSRB's took 600 s): more than the whole suite's
-budget on 2 cores, and one run has not yet been completed (it reached 261 jobs without a failure).
+The plan has 406 jobs. The linear probes used to dominate (GTSRB's took 600 s): on busy cores the
+small fits ran on an OpenMP team that spent its time spinning (~30x slower than one thread), which
+the probe now avoids; it also ends its C search at a perfect validation score. The run is still
+start-up bound: about 170 jobs import torch and open_clip (~4-5 s of CPU each, open_clip pulling in
+transformers and torch._dynamo through torchvision), 112 zero-shot jobs start Python. The embedding
+and probe jobs get one thread each here (as data_threads gives toy data), so two run side by side.
+The one complete run (2026-12-02, 2 cores shared with other work, load average 7-12): 406 jobs in
+1769 s; its processes used 1545 s of CPU (pytest, Snakemake and every job: embed_images 538 s over
+112 jobs, fit_linear_probe 219 s over 104), so 2 idle cores need at least ~13 minutes: over the
+~12 minutes the suite's 25-minute budget leaves it.
 So the full run happens only with OVERSPEC_PAPER_TEST=1
 (as the SLURM tests run only with OVERSPEC_SLURM_TEST=1); the suite always checks that the miniature
 root reads back through every real reader and that the dry run plans every job.
