@@ -101,6 +101,9 @@ def check_references(config: dict[str, Any]) -> None:
     for name, model in config["models"].items():
         _check_adaptation(config, name, model)
     _check_wiseft(config)
+    from overspec.analysis.remedies import check_mitigation
+
+    check_mitigation(config)
 
 
 # Heads a task's recipe may train: a margin head over identities for FR; for MAD/PAD the published
