@@ -18,6 +18,7 @@ from overspec.analysis.remedies import recipe_difference, remedy_table
 from overspec.analysis.task_gain import TASK_GAIN_COLUMNS
 from overspec.config import check_config, model_table
 from overspec.errors import UserError
+from overspec.provenance import read_json, sidecar_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "schemas" / "config.schema.yaml"
@@ -220,3 +221,76 @@ def test_an_unlearned_reference_is_said_so():
     [line] = remedy_lines(mitigation_table(metrics, gelo, remedies))
     assert line.endswith("did not learn its task, so no remedy is measured against it.")
     assert np.isnan(mitigation_table(metrics, gelo, remedies).share_of_gain).all()
+
+
+# -- the summary, the figure and the files ----------------------------------------------------
+
+
+def test_summary_has_a_remedies_section_and_keeps_remedies_out_of_the_findings(tmp_path):
+    from overspec.report.summary import write_summary
+
+    points = {**POINTS, "mad": ("mad", 0.70, 0.90, 0.95)}
+    metrics, gelo = _frames(points)
+    mad_rows = pd.DataFrame([(m, "toy-s", a, "mad", "average", "eer", v, 400)
+                             for m, a, v in (("clip-s", "none", 0.40), ("mad", "mad", 0.30))], columns=metrics.columns)
+    metrics = pd.concat([metrics, mad_rows], ignore_index=True)
+    table = mitigation_table(metrics, gelo, _remedies())
+    text = write_summary(metrics, gelo, tmp_path / "summary.md", remedies=table).read_text()
+    section = text[text.index("## Remedies against forgetting"):text.index("## Generalization retained")]
+    assert "at zero-shot GELO >= 0.95 the best remedy is fr-l2sp (l2sp, weight=10), keeping 90% of the gain" in section
+    findings = text[text.index("## The study's findings"):]
+    # task complexity compares the plain FR fine-tune with MAD only: the remedies (GELO up to 0.97) stay out
+    assert "FR fr (FR +10.00 pp Acc.) GELO 0.800 < MAD mad (MAD +10.00 pp EER) GELO 0.900 (holds)" in findings
+    assert "fr-l2sp" not in findings and "fr-freeze" not in findings
+    assert "| fr-l2sp " in text  # still in the own-task and GELO tables
+    plain = write_summary(metrics, gelo, tmp_path / "plain.md").read_text()
+    assert "## Remedies" not in plain
+
+
+def test_study_files_to_table_summary_and_figure(tmp_path):
+    """From metrics.csv / gelo.csv as the workflow writes them: the table files, the summary (WiSE-FT
+    models excluded from its findings but in its Remedies section) and the fronts on the figure."""
+    from overspec.report.study import write_study_summary
+    from overspec.report.study_figures import write_study_figures
+    from overspec.analysis.mitigation import write_mitigation
+
+    metrics, gelo = _frames(POINTS)
+    metrics.to_csv(tmp_path / "metrics.csv", index=False)
+    gelo.to_csv(tmp_path / "gelo.csv", index=False)
+    outputs = {"csv": tmp_path / "m" / "table.csv", "md": tmp_path / "m" / "table.md"}
+    table = write_mitigation(tmp_path / "metrics.csv", tmp_path / "gelo.csv", _remedies(), outputs,
+                             provenance={"rule": "mitigation_table"})
+    kept = pd.read_csv(outputs["csv"], keep_default_na=False)
+    assert list(kept.columns) == list(table.columns) and len(kept) == 6
+    assert float(kept.set_index("model").loc["fr-l2sp", "share_of_gain"]) == pytest.approx(0.9)
+    assert all(read_json(sidecar_path(p))["provenance"] == {"rule": "mitigation_table"} for p in outputs.values())
+    summary = write_study_summary(tmp_path / "metrics.csv", tmp_path / "gelo.csv", tmp_path / "summary.md",
+                                  exclude_models=["fr-wise"], remedies=_remedies()).read_text()
+    assert "fr-l2sp (l2sp, weight=10), keeping 90%" in summary
+    assert "fr-wise" not in summary[summary.index("## What each"):summary.index("## Remedies")]
+    written = write_study_figures(tmp_path / "metrics.csv", tmp_path / "gelo.csv", tmp_path / "fig",
+                                  wiseft={"fr-wise": {"finetune": "fr", "alpha": 0.5}}, remedies=_remedies())
+    svg = written["tradeoff_svg"].read_text()
+    assert svg.count('id="tradeoff-front-zeroshot-fr"') == 1 and svg.count('id="tradeoff-front-linear_probe-fr"') == 1
+    assert all(svg.count(f'id="tradeoff-zeroshot-{m}"') == 1 for m in POINTS)
+    assert "remedy: l2sp" in svg and "Pareto front" in svg and "did not learn its task" in svg
+
+
+def test_tradeoff_points_carry_remedies_and_fronts():
+    from overspec.report.tradeoff import tradeoff_points
+
+    metrics, gelo = _frames(POINTS)
+    points = tradeoff_points(metrics, gelo, remedies=_remedies())
+    zeroshot = points[points.protocol == "zeroshot"].set_index("model")
+    assert sorted(zeroshot.front[zeroshot.front].index) == ["fr-freeze", "fr-l2sp", "fr-lpft"]
+    assert zeroshot.loc["fr-l2sp", "remedy"] == "l2sp" and not zeroshot.loc["fr-flop", "learned"]
+
+
+def test_the_estimate_counts_lp_ft_probe_steps():
+    from overspec.config import config_with_defaults
+    from overspec.estimate.sizes import training_images
+
+    config = config_with_defaults(_mitigation_config(), SCHEMA)
+    plain, probed = training_images(config, "clip-toy-s-fr"), training_images(config, "clip-toy-s-fr-lpft60")
+    assert plain.images == 120 * 64 and probed.images == (120 + 60) * 64
+    assert "60 LP-FT probe steps" in probed.note
