@@ -11,8 +11,7 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
-from _finetune_fixtures import (_one_torch_thread, ddp_worker, make_base_model, make_csv_list,  # noqa: F401
-                                make_identity_folders)
+from _finetune_fixtures import _one_torch_thread, ddp_worker, world  # noqa: F401
 from overspec.errors import UserError
 from overspec.models.checkpoint import load_model
 from overspec.train import lp_ft as lp_ft_module
@@ -26,14 +25,6 @@ FR = {
 }
 FULL_MAD = {"task": "mad", "method": "full", "head": {"type": "binary"}, "batch_size": 4, "epochs": None,
             "max_steps": 5, "lr_encoder": 1e-3, "lr_head": 1e-2, "schedule": {"kind": "constant"}, "seed": 1}
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mitigation")
-    return {"base": make_base_model(root / "base.safetensors"),
-            "ids": make_identity_folders(root / "ids", identities=4, per_identity=6),
-            "csv": make_csv_list(root / "mad", per_class=8)}
 
 
 def _run(world, tmp_path, recipe, data="ids", name="m"):
