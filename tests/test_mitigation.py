@@ -294,3 +294,16 @@ def test_the_estimate_counts_lp_ft_probe_steps():
     plain, probed = training_images(config, "clip-toy-s-fr"), training_images(config, "clip-toy-s-fr-lpft60")
     assert plain.images == 120 * 64 and probed.images == (120 + 60) * 64
     assert "60 LP-FT probe steps" in probed.note
+
+
+def test_the_options_in_a_paper_recipe_are_checked_against_each_backbone():
+    """configs/paper.yaml's FR recipe serves ViT-B/16 (12 blocks) and ViT-L/14 (24): 11 suits both, 12
+    only the larger, and the sentence names the recipe key, the model and the allowed range."""
+    config = yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text())
+    config["recipes"]["froundation"].update(l2sp={"weight": 1.0}, lp_ft={"probe_steps": 500}, freeze_blocks=11)
+    check_config(copy.deepcopy(config), SCHEMA)
+    config["recipes"]["froundation"]["freeze_blocks"] = 12
+    with pytest.raises(UserError, match=r"^Config key 'recipes\.froundation' is invalid: recipes\.froundation\."
+                                        r"freeze_blocks is 12, but the image encoder of ViT-B-16-quickgelu \(model "
+                                        r"clip-vit-b16-fr\) has 12 blocks: use 0 to 11"):
+        check_config(config, SCHEMA)
