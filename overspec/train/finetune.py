@@ -11,6 +11,11 @@ gradient clipping of encoder and head separately, autocast (bf16/fp16) on GPU on
 kernels on GPU. The host reads each step's figures (loss, accuracy, gradient norms) after queuing
 the next step, so a GPU never waits for the host in the middle of training.
 
+Three recipe options limit forgetting (each recorded in the card): `freeze_blocks` leaves the first
+blocks without LoRA or gradient (`overspec.train.freeze`), `lp_ft` trains the head alone first
+(`overspec.train.lp_ft`), `l2sp` pulls the adapted weights back after each AdamW step
+(`overspec.train.l2sp`).
+
 Rank 0 writes the per-step CSV log and then the model file: LoRA merged into the weights, the
 head as `head.*` tensors, and a card with architecture, preprocessing, base digest, recipe,
 training-data digest, seed and final metrics. A NaN/inf loss stops every rank with a UserError
