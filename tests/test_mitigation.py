@@ -274,6 +274,7 @@ def test_study_files_to_table_summary_and_figure(tmp_path):
     assert svg.count('id="tradeoff-front-zeroshot-fr"') == 1 and svg.count('id="tradeoff-front-linear_probe-fr"') == 1
     assert all(svg.count(f'id="tradeoff-zeroshot-{m}"') == 1 for m in POINTS)
     assert "remedy: l2sp" in svg and "Pareto front" in svg and "did not learn its task" in svg
+    assert "freeze_blocks=2" in svg and "weight=10" in svg  # labelled by strength, a bare value by its remedy
 
 
 def test_tradeoff_points_carry_remedies_and_fronts():

@@ -217,7 +217,7 @@ def plot_tradeoff(points: pd.DataFrame, out_stem: str | os.PathLike) -> dict[str
                            marker=MARKERS[backbones.index(r.backbone) % len(MARKERS)],
                            edgecolor="black" if r.learned else colour, linewidth=0.6 if r.learned else 1.4,
                            zorder=3, gid=f"tradeoff-{protocol}-{r.model}")
-                label = r.model if not r.reference else (r.strength or "plain")
+                label = r.model if not r.reference else _remedy_label(r.remedy, r.strength)
                 ax.annotate(label, (r.gain_pp, r.gelo), textcoords="offset points", xytext=(5, 4),
                             fontsize=8 if not r.reference else 6.5)
             ax.axhline(1.0, color="black", linestyle="--", linewidth=0.6)
@@ -249,6 +249,13 @@ def plot_tradeoff(points: pd.DataFrame, out_stem: str | os.PathLike) -> dict[str
 
 # Remedy colours, apart from the task colours (the first three of PALETTE)
 REMEDY_PALETTE = ("#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000", "#8C564B", "#7F7F7F")
+
+
+def _remedy_label(remedy: str, strength: str) -> str:
+    """``weight=10``, ``freeze_blocks=2`` (a bare value gets its remedy's name), ``plain`` for the reference."""
+    if not strength:
+        return "plain" if remedy in ("", "none") else remedy
+    return strength if "=" in strength else f"{remedy}={strength}"
 
 
 def _with_remedy_columns(points: pd.DataFrame) -> pd.DataFrame:
