@@ -55,16 +55,3 @@ def test_interpolated_model_reads_both_parents_and_its_digest_lists_both(plan):
     assert set(_job_inputs(text, "digest_model", "results/models/clip-toy-s-fr-wise050/model.sha256")) == {
         model, "results/models/clip-toy-s/model.sha256", "results/models/clip-toy-s-fr/model.sha256"}
     assert "results/analysis/wiseft/curve.csv" in text
-
-
-def test_the_mitigation_overlay_dry_runs_with_every_model_evaluated(tmp_path):
-    """configs/mitigation.yaml over config.yaml: 16 models beside the default study's 8, each evaluated
-    like them, one mitigation table (the job count the README quotes)."""
-    from workflow_helpers import ROOT, planned_jobs
-
-    jobs = planned_jobs(tmp_path, config=[ROOT / "config.yaml", ROOT / "configs" / "mitigation.yaml"])
-    assert jobs["finetune_model"] == 6 + 12 and jobs["interpolate_model"] == 4
-    assert jobs["digest_model"] == 24 and jobs["eval_face_verification"] == 24
-    assert jobs["embed_images"] == jobs["eval_zeroshot"] == jobs["fit_linear_probe"] == 24 * 5
-    assert jobs["mitigation_table"] == 1 and jobs["wiseft_curve"] == 1
-    assert sum(jobs.values()) == 521
