@@ -308,3 +308,11 @@ def test_the_options_in_a_paper_recipe_are_checked_against_each_backbone():
                                         r"freeze_blocks is 12, but the image encoder of ViT-B-16-quickgelu \(model "
                                         r"clip-vit-b16-fr\) has 12 blocks: use 0 to 11"):
         check_config(config, SCHEMA)
+
+
+def test_no_share_of_a_gain_the_plain_fine_tune_did_not_make():
+    """+10 pp whose interval crosses 0: the plain fine-tune did not learn, so nothing is a share of it."""
+    metrics, gelo = _frames(POINTS)
+    rows = [(m, "pair accuracy", 0.10, -0.02, 0.2, False) for m in POINTS]
+    table = mitigation_table(metrics, gelo, _remedies(), _task_gain(rows))
+    assert table.share_of_gain.isna().all() and not table.learned.any() and not table.front_zeroshot.any()

@@ -71,9 +71,9 @@ def mitigation_table(metrics: pd.DataFrame, gelo: pd.DataFrame, remedies: Mappin
     for protocol in GELO_PROTOCOLS:
         table[f"front_{protocol}"] = False
     for reference, group in table.groupby("reference", sort=False):
-        ref_gain = group.loc[group.model == reference, "gain_pp"]
-        if len(ref_gain) and ref_gain.iloc[0] > 0:
-            table.loc[group.index, "share_of_gain"] = group.gain_pp / ref_gain.iloc[0]
+        ref = group[group.model == reference]
+        if len(ref) and ref.learned.iloc[0] and ref.gain_pp.iloc[0] > 0:  # a share of nothing learned is no share
+            table.loc[group.index, "share_of_gain"] = group.gain_pp / ref.gain_pp.iloc[0]
         learned = group[group.learned]
         for protocol in GELO_PROTOCOLS:
             front = pareto_front(learned.gain_pp, learned[f"gelo_{protocol}"])
