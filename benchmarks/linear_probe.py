@@ -17,6 +17,15 @@ output. ``--threads N`` pins torch and the BLAS under numpy/scikit-learn to the 
     python benchmarks/linear_probe.py            # full CIFAR-100 shape (~30-40 minutes on 2 cores)
     python benchmarks/linear_probe.py --quick    # small smoke run (~1 minute)
     python benchmarks/linear_probe.py --device cuda --skip-sklearn   # overspec alone on a GPU
+    python benchmarks/linear_probe.py --before-after --threads 2     # the early stops on and off
+
+``--before-after`` times overspec alone on two cases, with its three early stops switched off
+("before": rel_decrease 0, no end of the C search at a perfect validation score, the caller's
+torch threads for every fit) and on ("after", the defaults): the QUICK shape (overlapping classes,
+where the result must not change) and a miniature-shaped one (GTSRB's miniature in the paper
+test: 43 classes, 49 training images in 8 clusters of near-duplicates, 2 validation of one cluster,
+6 test),
+where the fits used to run to max_iter and the threads to spin.
 
 Prints readable lines, then one JSON object on the last line.
 """
@@ -24,6 +33,7 @@ Prints readable lines, then one JSON object on the last line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import time
@@ -35,6 +45,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
+from overspec.evaluate import linear_probe
 from overspec.evaluate.linear_probe import fit_linear_probe
 
 FULL = {"n_train": 45_000, "n_val": 5_000, "n_test": 10_000, "dim": 512, "n_classes": 100, "separation": 0.16}
@@ -55,6 +66,69 @@ def synthetic_features(n_train, n_val, n_test, dim, n_classes, separation, seed=
 
     (x_all, y_all), (x_test, y_test) = draw(n_train + n_val), draw(n_test)
     return (x_all[:n_train], y_all[:n_train]), (x_all[n_train:], y_all[n_train:]), (x_test, y_test)
+
+
+def miniature_features(n_classes=43, dim=96, clusters=8, eps=1e-2, seed=0):
+    """The paper test's GTSRB miniature in shape: one training image per class (six classes twice),
+    classes drawn alike so their features fall in `clusters` groups of near-duplicates; validation
+    and test images are training images of one cluster seen again (as frames of one track are), so
+    they are told apart only at weak regularisation."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim))
+    train_y = np.concatenate([np.arange(n_classes), np.arange(6)])
+    train_x = centres[train_y % clusters] + eps * rng.standard_normal((len(train_y), dim))
+
+    def again(rows):
+        return (train_x[rows] + eps / 10 * rng.standard_normal((len(rows), dim))).astype(np.float32), train_y[rows]
+
+    return (train_x.astype(np.float32), train_y), again(np.array([0, clusters])), again(np.arange(6))
+
+
+@contextlib.contextmanager
+def early_stops_off():
+    """The probe as it was before its early stops: fits to tol or max_iter, the whole C search, and
+    the caller's thread count for every fit."""
+    saved = linear_probe._PERFECT, linear_probe._threads_for
+    linear_probe._PERFECT = float("inf")
+    linear_probe._threads_for = lambda *args: contextlib.nullcontext()
+    try:
+        yield {"rel_decrease": 0.0}
+    finally:
+        linear_probe._PERFECT, linear_probe._threads_for = saved
+
+
+def before_after(args) -> None:
+    """Each case with the early stops off, then on; prints both and one JSON object."""
+    counter = IterationCounter()
+    probe_log = logging.getLogger("overspec.evaluate.linear_probe")
+    probe_log.addHandler(counter)
+    probe_log.setLevel(logging.INFO)
+    rows = {}
+    cases = {"miniature": miniature_features, "quick": lambda: synthetic_features(**QUICK)}
+    for case in args.cases:
+        train, val, test = cases[case]()
+        runs = {}
+        for mode, switch in (("before", early_stops_off), ("after", lambda: contextlib.nullcontext({}))):
+            counter.__init__()
+            with switch() as options:
+                t0 = time.perf_counter()
+                res = fit_linear_probe(*train, *val, test[0], tol=args.tol, max_iter=args.max_iter, **options)
+                seconds = time.perf_counter() - t0
+            runs[mode] = {"seconds": round(seconds, 3), "fits": counter.fits, "iterations": counter.iterations,
+                          "best_c": res.best_c, "test_top1": float(np.mean(res.test_pred == test[1])),
+                          "n_c_values": len(res.val_curve), "logits": res.test_logits}
+            print(f"{case:9s} {mode:6s}: {seconds:7.2f} s, {counter.fits} fits, {counter.iterations} L-BFGS iterations, "
+                  f"best C {res.best_c:.4g}, test top-1 {runs[mode]['test_top1']:.4f}")
+        same_pred = bool(np.array_equal(runs["before"]["logits"].argmax(1), runs["after"]["logits"].argmax(1)))
+        diff = float(np.max(np.abs(runs["before"]["logits"] - runs["after"]["logits"]), initial=0.0))
+        print(f"{case:9s} speed-up {runs['before']['seconds'] / runs['after']['seconds']:.1f}x; "
+              f"test predictions {'identical' if same_pred else 'DIFFERENT'}, max |logit change| {diff:.2e}")
+        for run in runs.values():
+            run.pop("logits")
+        rows[case] = {**runs, "same_test_predictions": same_pred, "max_logit_change": diff}
+    print(json.dumps({"benchmark": "linear_probe_early_stops", "torch_threads": torch.get_num_threads(),
+                      "tol": args.tol, "max_iter": args.max_iter, "quick_shape": QUICK, "cases": rows},
+                     sort_keys=True))
 
 
 class IterationCounter(logging.Handler):
@@ -109,10 +183,18 @@ def main():
                         help="time overspec alone (twice: the second run is warm), e.g. on a GPU machine")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch and for numpy/scikit-learn BLAS alike (default: library defaults)")
+    parser.add_argument("--before-after", action="store_true",
+                        help="overspec with its early stops off and on, on a miniature-shaped and the quick case")
+    parser.add_argument("--cases", nargs="+", choices=("miniature", "quick"), default=["miniature", "quick"],
+                        help="with --before-after: which cases (the miniature's before run with 2 threads on busy "
+                             "cores takes tens of minutes)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
         threadpool_limits(args.threads)
+    if args.before_after:
+        before_after(args)
+        return
     shape = QUICK if args.quick else FULL
     train, val, test = synthetic_features(**shape)
     print(f"shape: {shape}; torch threads {torch.get_num_threads()}; CPU shared with other jobs, timings may be noisy")

@@ -48,7 +48,7 @@ def sklearn_objective(x, y, w, b, c, k):
 def test_fit_logreg_matches_sklearn(c):
     x, y = blobs(600)
     xt, yt = blobs(2000, seed=1)
-    w, b = fit_logreg(x, y, c, 5, tol=1e-8)
+    w, b = fit_logreg(x, y, c, 5, tol=1e-8, rel_decrease=0.0)  # the optimum to tol, as sklearn's
     ref = LogisticRegression(C=c, tol=1e-8, max_iter=10_000).fit(x.astype(np.float64), y)
     scale = np.abs(ref.coef_).max()
     np.testing.assert_allclose(w, ref.coef_, atol=1e-4 * scale)
@@ -86,9 +86,10 @@ def test_bias_is_not_regularised():
 
 def test_warm_start_reaches_cold_optimum():
     x, y = blobs(800, seed=4)
-    cold = fit_logreg(x, y, 10.0, 5, tol=1e-9)
-    start = fit_logreg(x, y, 0.01, 5, tol=1e-9)
-    warm = fit_logreg(x, y, 10.0, 5, init=start, tol=1e-9)
+    exact = {"tol": 1e-9, "rel_decrease": 0.0}  # both to the optimum, not to where progress slows
+    cold = fit_logreg(x, y, 10.0, 5, **exact)
+    start = fit_logreg(x, y, 0.01, 5, **exact)
+    warm = fit_logreg(x, y, 10.0, 5, init=start, **exact)
     scale = np.abs(cold[0]).max()
     np.testing.assert_allclose(warm[0], cold[0], atol=1e-5 * scale)
     np.testing.assert_allclose(warm[1] - warm[1].mean(), cold[1] - cold[1].mean(), atol=1e-4 * scale)

@@ -20,6 +20,15 @@ products with X in float32 until the float32 rounding noise of the loss matters,
 convergence is judged in float64 like scikit-learn's (``overspec.evaluate.lbfgs``). Parameters,
 gradients and the loss sum are always float64.
 
+Early stops that leave the result as it was: the C search ends at the first coarse C whose
+validation score is perfect (ties go to the first C in search order, so no later C could be
+chosen); a fit stops once ``_WINDOW`` iterations lowered the objective by at most ``REL_DECREASE``
+of itself (on near-duplicate features at weak regularisation the gradient test alone ran to
+max_iter; on overlapping classes the gradient test ends every fit first and nothing changes, see
+tests/test_linear_probe_stopping.py); and a fit whose products are small runs on one thread: with
+more, OpenMP's spinning team made a 49-sample probe ~30x slower on busy cores
+(``benchmarks/linear_probe.py --before-after``).
+
 Features are standardised once with the mean and standard deviation of the *training* split
 (constant features get std 1); the same transform is applied to val, test and to the train+val
 refit, so every fit on the C path solves the same problem family. (This departs from the CLIP
@@ -33,6 +42,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +61,17 @@ _HISTORY = 20  # L-BFGS memory (pairs)
 # CIFAR-100-shaped features, n = 4.5k and 45k); L-BFGS switches to float64 once a step predicts a
 # decrease below ~15x that noise, where float32 Armijo tests stop being reliable.
 _FAST_NOISE_SCALE = 7e-6
+# A fit whose objective fell by less than this fraction over _WINDOW iterations has stopped changing
+# meaningfully (see ``lbfgs.minimise``); on separable features at large C the gradient test alone
+# would run to max_iter while the weights grow along a fixed direction.
+REL_DECREASE = 1e-6
+_WINDOW = 10
+# The best a validation score can be (both metrics are fractions): the C search ends there.
+_PERFECT = 1.0
+# Products smaller than this (multiply-adds per thread) gain nothing from more threads and lose a
+# great deal when the cores are shared: an idle-spinning OpenMP team made one 49-sample probe
+# ~30x slower on 2 busy cores (benchmarks/linear_probe.py --case separable).
+_MACS_PER_THREAD = 10_000_000
 
 
 @dataclass
@@ -152,7 +174,8 @@ class _Solver:
         return apply
 
     def solve(
-        self, c: float, init: tuple[torch.Tensor, torch.Tensor] | None, max_iter: int, tol: float
+        self, c: float, init: tuple[torch.Tensor, torch.Tensor] | None, max_iter: int, tol: float,
+        rel_decrease: float = REL_DECREASE,
     ) -> tuple[torch.Tensor, torch.Tensor, LbfgsResult]:
         """Returns (W [n_classes, D], b [n_classes], L-BFGS report); absent classes get b = -inf."""
         obj = self.exact
@@ -175,11 +198,14 @@ class _Solver:
             tol=tol,
             history=_HISTORY,
             fast_min_decrease=_FAST_NOISE_SCALE / math.sqrt(obj.n),
+            rel_decrease=rel_decrease,
+            window=_WINDOW,
         )
         if not res.converged:
             # Like scikit-learn: warn when max_iter cut the fit short; a stop at the rounding
             # limit (no decrease left in float64) is as converged as the arithmetic allows.
             level = logging.WARNING if res.stop == "max_iter" else logging.INFO
+            # "slow": the objective stopped changing (rel_decrease); "no_progress": rounding.
             log.log(
                 level,
                 "Linear probe: L-BFGS stopped (%s) after %d iterations at C=%g with max |gradient| %.2e > tol %.1e.",
@@ -234,6 +260,22 @@ def _torch_device(device: str) -> torch.device:
     return dev
 
 
+@contextmanager
+def _threads_for(n: int, d: int, k: int, dev: torch.device) -> Iterator[None]:
+    """Caps torch's CPU threads at one per ``_MACS_PER_THREAD`` multiply-adds of the fit's largest
+    product (n x (d + 1) x k) for the duration of a fit, then restores the caller's setting."""
+    before = torch.get_num_threads()
+    wanted = max(1, min(before, n * (d + 1) * k // _MACS_PER_THREAD))
+    if dev.type != "cpu" or wanted == before:
+        yield
+        return
+    torch.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def fit_logreg(
     x,
     y,
@@ -243,36 +285,42 @@ def fit_logreg(
     *,
     max_iter: int = 1000,
     tol: float = 1e-6,
+    rel_decrease: float = REL_DECREASE,
     device: str = "cpu",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fit one L2 multinomial logistic regression at inverse strength ``c`` on ``x`` as given.
 
     Same model as scikit-learn's ``LogisticRegression(C=c)`` (multinomial, lbfgs) for 3+ classes.
     Returns float64 (W [n_classes, D], b [n_classes]); a class absent from ``y`` gets W = 0 and
-    b = -inf, so it is never predicted. ``init`` is a warm start (W, b).
+    b = -inf, so it is never predicted. ``init`` is a warm start (W, b). The fit stops at max
+    |gradient| <= ``tol``, or once ``rel_decrease`` (0: off) says the objective stopped changing;
+    pass 0 to reach the optimum to ``tol`` however slowly.
     """
     x = _as_features(x, "x")
     y = _as_labels(y, "y")
     if len(x) != len(y):
         raise UserError(f"Linear probe: x has {len(x)} rows but y has {len(y)} labels.")
     _check_label_range(y, n_classes, "y")
-    _check_solver_args(c, max_iter, tol)
+    _check_solver_args(c, max_iter, tol, rel_decrease)
     dev = _torch_device(device)
-    solver = _Solver(torch.as_tensor(x, device=dev), torch.as_tensor(y, device=dev), n_classes)
-    init_t = None
-    if init is not None:
-        init_t = tuple(torch.as_tensor(np.asarray(a), dtype=torch.float64, device=dev) for a in init)
-    w, b, _ = solver.solve(float(c), init_t, max_iter, tol)
+    with _threads_for(x.shape[0], x.shape[1], n_classes, dev):
+        solver = _Solver(torch.as_tensor(x, device=dev), torch.as_tensor(y, device=dev), n_classes)
+        init_t = None
+        if init is not None:
+            init_t = tuple(torch.as_tensor(np.asarray(a), dtype=torch.float64, device=dev) for a in init)
+        w, b, _ = solver.solve(float(c), init_t, max_iter, tol, rel_decrease)
     return w.cpu().numpy(), b.cpu().numpy()
 
 
-def _check_solver_args(c: float, max_iter: int, tol: float) -> None:
+def _check_solver_args(c: float, max_iter: int, tol: float, rel_decrease: float = 0.0) -> None:
     if not (np.isfinite(c) and c > 0):
         raise UserError(f"Linear probe: C must be a positive finite number; got {c!r}.")
     if int(max_iter) < 1:
         raise UserError(f"Linear probe: max_iter must be at least 1; got {max_iter!r}.")
     if not (np.isfinite(tol) and tol > 0):
         raise UserError(f"Linear probe: tol must be a positive finite number; got {tol!r}.")
+    if not (np.isfinite(rel_decrease) and 0 <= rel_decrease < 1):
+        raise UserError(f"Linear probe: rel_decrease must be in [0, 1) (0 turns it off); got {rel_decrease!r}.")
 
 
 def _standardiser(train_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -320,6 +368,7 @@ def fit_linear_probe(
     refine_steps: int = 8,
     max_iter: int = 1000,
     tol: float = 1e-6,
+    rel_decrease: float = REL_DECREASE,
     device: str = "cpu",
     select_metric: str = "top1",
     seed: int = 0,
@@ -329,7 +378,10 @@ def fit_linear_probe(
     Search: every C of ``c_grid`` (default 1e-6..1e6, one per decade), from strong to weak
     regularisation, each fit warm-started from the previous one; then ``refine_steps`` log-spaced
     values strictly between the neighbours of the best coarse C. The best C maximises
-    ``select_metric`` on val (ties: the first in search order). Features are standardised with the
+    ``select_metric`` on val (ties: the first in search order), so the search ends at the first
+    coarse C that scores 1 (every validation sample right): nothing after it could be chosen.
+    Each fit stops at max |gradient| <= ``tol`` or when its objective stops changing
+    (``rel_decrease``, see ``fit_logreg``). Features are standardised with the
     training split's mean and std. ``test_y`` is only checked for shape and range. The fit uses no
     randomness (zero start, full batch); ``seed`` is accepted so callers can pass the study seed
     uniformly, and results are identical for any seed.
@@ -347,9 +399,16 @@ def fit_linear_probe(
     if grid.size == 0:
         raise UserError("Linear probe: c_grid is empty; give at least one C value.")
     for c in grid:
-        _check_solver_args(c, max_iter, tol)
+        _check_solver_args(c, max_iter, tol, rel_decrease)
     dev = _torch_device(device)
+    with _threads_for(len(train_x) + len(val_x), train_x.shape[1], n_classes, dev):
+        return _probe(train_x, train_y, val_x, val_y, test_x, n_classes, grid, refine_steps, select_metric,
+                      max_iter, tol, rel_decrease, dev)
 
+
+def _probe(train_x, train_y, val_x, val_y, test_x, n_classes, grid, refine_steps, select_metric, max_iter, tol,
+           rel_decrease, dev) -> ProbeResult:
+    """``fit_linear_probe`` on checked arguments."""
     mean, std = _standardiser(train_x)
 
     def prepared(x: np.ndarray) -> torch.Tensor:
@@ -358,13 +417,13 @@ def fit_linear_probe(
     xtr, xva, xte = prepared(train_x), prepared(val_x), prepared(test_x)
     ytr, yva = torch.as_tensor(train_y, device=dev), torch.as_tensor(val_y, device=dev)
     val_curve, solutions = _search_c(
-        _Solver(xtr, ytr, n_classes), xva, val_y, grid, refine_steps, select_metric, max_iter, tol
+        _Solver(xtr, ytr, n_classes), xva, val_y, grid, refine_steps, select_metric, max_iter, tol, rel_decrease
     )
     best_c = val_curve[int(np.argmax([s for _, s in val_curve]))][0]
 
     # Final model: train+val at the chosen C, warm-started from the train-only fit at that C.
     refit = _Solver(torch.cat([xtr, xva]), torch.cat([ytr, yva]), n_classes)
-    w, b, fit = refit.solve(best_c, solutions[best_c], max_iter, tol)
+    w, b, fit = refit.solve(best_c, solutions[best_c], max_iter, tol, rel_decrease)
     log.info(
         "linear probe: refit on train+val at C=%.4g (%d L-BFGS iterations, %d evaluations, %d in float64)",
         best_c, fit.n_iter, fit.n_eval, fit.n_exact,
@@ -405,15 +464,16 @@ def _check_splits(train_x, train_y, val_x, val_y, test_x, test_y, n_classes: int
 
 def _search_c(
     solver: _Solver, xva: torch.Tensor, val_y: np.ndarray, grid: np.ndarray, refine_steps: int,
-    select_metric: str, max_iter: int, tol: float,
+    select_metric: str, max_iter: int, tol: float, rel_decrease: float,
 ) -> tuple[list[tuple[float, float]], dict[float, tuple[torch.Tensor, torch.Tensor]]]:
-    """Coarse grid then refinement, each fit warm-started from the nearest smaller C already solved."""
+    """Coarse grid then refinement, each fit warm-started from the nearest smaller C already solved;
+    ends at the first coarse C with a perfect validation score (later ones could only tie)."""
     solutions: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
     val_curve: list[tuple[float, float]] = []
 
     def try_c(c: float) -> None:
         below = [s for s in solutions if s < c]
-        w, b, fit = solver.solve(c, solutions[max(below)] if below else None, max_iter, tol)
+        w, b, fit = solver.solve(c, solutions[max(below)] if below else None, max_iter, tol, rel_decrease)
         solutions[c] = (w, b)
         score = _val_score(_logits(xva, w, b).argmax(dim=1).cpu().numpy(), val_y, select_metric)
         val_curve.append((c, score))
@@ -424,6 +484,9 @@ def _search_c(
 
     for c in grid:
         try_c(float(c))
+        if val_curve[-1][1] >= _PERFECT:
+            log.info("linear probe: validation %s is 1 at C=%.4g; larger and refined C could only tie", select_metric, c)
+            return val_curve, solutions
     best_coarse = int(np.argmax([s for _, s in val_curve]))
     for c in _refinement(grid, best_coarse, refine_steps, [c for c, _ in val_curve]):
         try_c(float(c))
