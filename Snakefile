@@ -19,6 +19,7 @@ include: "rules/evaluate.smk"
 include: "rules/finetune.smk"
 include: "rules/biometrics.smk"
 include: "rules/analysis_plan.smk"  # before report.smk: the summary reads the own-task gains
+include: "rules/mitigation.smk"  # before report.smk: the figure and summary show the remedies
 include: "rules/report_plan.smk"
 include: "rules/report.smk"
 include: "rules/wiseft.smk"

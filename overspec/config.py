@@ -101,6 +101,9 @@ def check_references(config: dict[str, Any]) -> None:
     for name, model in config["models"].items():
         _check_adaptation(config, name, model)
     _check_wiseft(config)
+    from overspec.analysis.remedies import check_mitigation
+
+    check_mitigation(config)
 
 
 # Heads a task's recipe may train: a margin head over identities for FR; for MAD/PAD the published
@@ -173,8 +176,11 @@ def _check_adaptation(config: dict[str, Any], name: str, model: dict[str, Any]) 
                         f"{adaptation}: use {' or '.join(TASK_HEADS[adaptation])}.")
     from overspec.train.recipe import FinetuneConfig
 
+    arch = config["backbones"][model["backbone"]].get("arch")
     try:
-        FinetuneConfig.from_dict(finetune_recipe(config, name), where=f"recipes.{recipe_name}")
+        parsed = FinetuneConfig.from_dict(finetune_recipe(config, name), where=f"recipes.{recipe_name}")
+        parsed.check_freeze_blocks(f"recipes.{recipe_name}", vision_depth(arch),
+                                   f"the image encoder of {arch} (model {name})")
     except UserError as error:
         raise UserError(f"Config key 'recipes.{recipe_name}' is invalid: {error}") from None
     if baseline_of(config, model["backbone"]) is None:
@@ -183,6 +189,18 @@ def _check_adaptation(config: dict[str, Any], name: str, model: dict[str, Any]) 
     if train_data_of(config, model) is None:
         raise UserError(f"Config key '{where}.train_data' is missing: name the {adaptation} training data, or set "
                         f"biometrics.{adaptation}.train (or biometrics.source toy).")
+
+
+def vision_depth(arch: str | None) -> int | None:
+    """Transformer blocks of an architecture's image encoder, from its open_clip config (None when
+    unknown here, e.g. read from a Hugging Face checkpoint: the fine-tune checks it on the model)."""
+    from overspec.models.architectures import architecture_config
+
+    try:
+        layers = architecture_config(arch)["vision_cfg"]["layers"] if arch else None
+    except (KeyError, ModuleNotFoundError):
+        return None
+    return layers if isinstance(layers, int) else None
 
 
 def baseline_of(config: dict[str, Any], backbone: str) -> str | None:

@@ -201,5 +201,6 @@ def study_targets():
         *report_outputs(),
         *analysis_targets(),  # rules/analysis.smk: the analyses switched on in `analyses`
         *WISEFT_TARGETS,  # rules/wiseft.smk: the WiSE-FT curves when analyses.wiseft is on
+        *MITIGATION_TARGETS,  # rules/mitigation.smk: the remedies' table when analyses.mitigation is on
         "results/audit/manifest.json",
     ]

@@ -87,6 +87,7 @@ rule plot_figures:
         gelo="results/tables/gelo.csv",
         scores=[path for curve in CURVES for path in curve["scores"].values()],
         train_logs=list(TRAIN_LOGS.values()),
+        **task_gain_input(),  # who learned its task: only they make the remedies' Pareto fronts
         digests=model_digests(),  # see model_digests() in common.smk
     output:
         # the PNG of each figure goes into the report; the SVG (for print) beside it
@@ -106,6 +107,7 @@ rule plot_figures:
         train_logs=TRAIN_LOGS,
         loss_kinds=LOSS_KINDS,
         wiseft=WISEFT_POINTS,
+        remedies=REMEDIES,  # rules/mitigation.smk: each remedy's points and Pareto front on the trade-off
         code=code("plot_figures"),
     log:
         "logs/plot_figures/plot_figures.log",
@@ -129,6 +131,8 @@ rule summarize_study:
         summary=report("results/summary.md", caption=f"{REPORT_CAPTIONS}/summary.rst", category="Summary"),
     params:
         interpolated=models_where(made_by="interpolate_model"),  # WiSE-FT models: not findings of their own
+        remedies=REMEDIES,  # rules/mitigation.smk: the Remedies section (empty: none)
+        min_gelo=MITIGATION["min_gelo"],
         code=code("summarize_study"),
     log:
         "logs/summarize_study/summarize_study.log",

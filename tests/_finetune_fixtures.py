@@ -88,3 +88,12 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A tiny base model, identity folders (4 x 6) and a MAD list (8 + 8), once per test module."""
+    root = tmp_path_factory.mktemp("world")
+    return {"base": make_base_model(root / "base.safetensors"),
+            "ids": make_identity_folders(root / "ids", identities=4, per_identity=6),
+            "csv": make_csv_list(root / "mad", per_class=8)}

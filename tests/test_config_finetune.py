@@ -53,8 +53,8 @@ def test_unknown_recipe_lists_the_recipes():
 
 
 def test_recipe_for_another_task_is_refused():
-    message = error_of(lambda c: c["models"]["clip-toy-s-fr"].update(recipe="toy-pad"))
-    assert "recipes.toy-pad.head.type" in message and "cosface or arcface" in message
+    message = error_of(lambda c: c["models"]["clip-toy-s-fr"].update(recipe="toy-pad-s"))
+    assert "recipes.toy-pad-s.head.type" in message and "cosface or arcface" in message
     message = error_of(lambda c: c["recipes"]["toy-fr"].update(task="mad"))
     assert "recipes.toy-fr.task" in message and "adaptation fr" in message
 
@@ -117,7 +117,7 @@ def test_recipe_gets_task_and_study_seed_and_resources_their_defaults():
     recipe = finetune_recipe(config, "clip-toy-s-pad")
     assert recipe["task"] == "pad" and recipe["seed"] == config["seed"] and "resources" not in recipe
     assert FinetuneConfig.from_dict(recipe).head.type == "binary"
-    config["recipes"]["toy-pad"]["resources"] = {"gpu": 2}
+    config["recipes"]["toy-pad-s"]["resources"] = {"gpu": 2}
     assert recipe_resources(config, "clip-toy-s-pad") == {**RESOURCE_DEFAULTS, "gpu": 2}
     paper = load("configs/paper.yaml")
     assert finetune_recipe(paper, "clip-vit-b16-mad")["seed"] == 777  # the published seed wins

@@ -9,8 +9,8 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
-from _finetune_fixtures import (_one_torch_thread, ddp_worker, make_base_model, make_csv_list,  # noqa: F401
-                                make_identity_folders, register_tiny_arch)
+from _finetune_fixtures import (_one_torch_thread, ddp_worker, register_tiny_arch,  # noqa: F401
+                                world)
 from overspec.errors import UserError
 from overspec.models.checkpoint import load_model
 from overspec.models.heads import HeadConfig, attack_scores, head_from_card
@@ -24,14 +24,6 @@ FR_RECIPE = {
     "batch_size": 8, "epochs": None, "max_steps": 4, "lr_encoder": 1e-3, "lr_head": 1e-2,
     "schedule": {"unit": "step", "warmup": 1, "T_0": 2, "T_mult": 2}, "augment": {"hflip": True}, "seed": 5,
 }
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("world")
-    return {"base": make_base_model(root / "base.safetensors"),
-            "ids": make_identity_folders(root / "ids", identities=4, per_identity=6),
-            "csv": make_csv_list(root / "mad", per_class=8)}
 
 
 def _read_log(path):

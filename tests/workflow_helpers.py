@@ -6,22 +6,25 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
 
 
-def snakemake(workdir: Path, *args: str, config: Path = TINY, check: bool = True,
+def snakemake(workdir: Path, *args: str, config: Path | Sequence[Path] = TINY, check: bool = True,
               timeout: int = 1200) -> subprocess.CompletedProcess:
+    """`config`: one config file, or several overlaid left to right (`--configfile a.yaml b.yaml`)."""
+    configs = [config] if isinstance(config, (str, Path)) else list(config)
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
-           "--configfile", str(config), "--cores", "2", *args]
+           "--configfile", *map(str, configs), "--cores", "2", *args]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     return result
 
 
-def planned_jobs(workdir: Path, *args: str, config: Path = TINY) -> dict[str, int]:
+def planned_jobs(workdir: Path, *args: str, config: Path | Sequence[Path] = TINY) -> dict[str, int]:
     """Jobs a dry run plans, per rule ({} when there is nothing to do)."""
     out = snakemake(workdir, "-n", "--quiet", "rules", *args, config=config)
     text = out.stdout + out.stderr

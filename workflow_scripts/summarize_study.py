@@ -9,5 +9,8 @@ with job_log(snakemake.log[0]):
         snakemake.input.metrics, snakemake.input.gelo, snakemake.output.summary,
         task_gain_csv=snakemake.input.get("task_gain"),
         exclude_models=snakemake.params.interpolated,
-        provenance=provenance(snakemake.rule, dict(snakemake.input), {}, snakemake.params.code, None),
+        remedies=snakemake.params.remedies, min_gelo=snakemake.params.min_gelo,
+        provenance=provenance(snakemake.rule, dict(snakemake.input),
+                              {"remedies": snakemake.params.remedies, "min_gelo": snakemake.params.min_gelo},
+                              snakemake.params.code, None),
     )

@@ -8,4 +8,7 @@
 - ``overspec.analysis.significance``: every (model vs baseline, dataset, protocol) difference and
   every GELO with its interval, p-value and significance flag.
 - ``overspec.analysis.wiseft``: the WiSE-FT trade-off curve of each fine-tune.
+- ``overspec.analysis.remedies``: which model is which remedy against forgetting (from the config).
+- ``overspec.analysis.mitigation``: the remedies on the trade-off plane (table, Pareto fronts, the
+  best remedy at a GELO floor and at the plain fine-tune's gain).
 """

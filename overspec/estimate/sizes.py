@@ -74,6 +74,10 @@ def training_images(config: dict[str, Any], model: str) -> Work:
         work = _real("train", task)
         samples, where = work.images, work.note
     steps, _ = plan_steps(samples, recipe)
+    if recipe.lp_ft is not None:  # LP-FT's head-only steps still pass every image through the encoder
+        probe = recipe.lp_ft.probe_steps
+        return Work((steps + probe) * recipe.batch_size,
+                    f"{steps:,} steps + {probe:,} LP-FT probe steps x batch {recipe.batch_size} over {where}")
     return Work(steps * recipe.batch_size, f"{steps:,} steps x batch {recipe.batch_size} over {where}")
 
 

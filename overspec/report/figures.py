@@ -183,8 +183,11 @@ def plot_tradeoff(points: pd.DataFrame, out_stem: str | os.PathLike) -> dict[str
     """Own-task gain (x) against GELO (y), one panel per GELO protocol, one labelled marker per model.
 
     ``points``: ``overspec.report.tradeoff.tradeoff_points``. Colour is the task, marker the backbone;
-    a WiSE-FT line joins a fine-tune's models in order of alpha. Each model's marker carries the SVG
-    id ``tradeoff-<protocol>-<model>``.
+    a WiSE-FT line joins a fine-tune's models in order of alpha. Models of a remedy group (column
+    ``reference`` set) are coloured by remedy instead (the plain reference keeps its task's colour),
+    labelled by strength, and each group's Pareto front (column ``front``) is a dashed line; a
+    model that did not learn its task is drawn hollow. Each model's marker carries the SVG id
+    ``tradeoff-<protocol>-<model>``, each front ``tradeoff-front-<protocol>-<reference>``.
     """
     protocols = [p for p in GELO_PROTOCOLS if p in set(points.protocol)]
     with _style():
@@ -192,18 +195,31 @@ def plot_tradeoff(points: pd.DataFrame, out_stem: str | os.PathLike) -> dict[str
         if points.empty:
             _empty(fig, "No fine-tuned model has both an own-task result and a GELO in this run.")
             return save_figure(fig, out_stem)
+        points = _with_remedy_columns(points)
         tasks, backbones = sorted(set(points.task)), sorted(set(points.backbone))
+        remedies = sorted(set(points.remedy) - {"", "none"})
+        colour_of_remedy = {r: REMEDY_PALETTE[i % len(REMEDY_PALETTE)] for i, r in enumerate(remedies)}
+        if remedies:  # a wider figure: many points and a long legend
+            fig.set_size_inches(6.4 * max(1, len(protocols)), 5.6)
         axes = fig.subplots(1, len(protocols), squeeze=False)[0]
         for ax, protocol in zip(axes, protocols):
             rows = points[points.protocol == protocol]
             for finetune, line in rows[rows.finetune != ""].groupby("finetune", sort=True):
                 line = line.sort_values("alpha")
                 ax.plot(line.gain_pp, line.gelo, color="grey", linewidth=1.0, linestyle="-", zorder=2)
+            for reference, front in rows[rows.front.astype(bool)].groupby("reference", sort=True):
+                front = front.sort_values("gain_pp")
+                ax.plot(front.gain_pp, front.gelo, color="black", linewidth=1.0, linestyle="--", zorder=2,
+                        gid=f"tradeoff-front-{protocol}-{reference}")
             for r in rows.sort_values(["task", "backbone", "model"]).itertuples(index=False):
-                ax.scatter(r.gain_pp, r.gelo, s=60, color=PALETTE[tasks.index(r.task) % len(PALETTE)],
-                           marker=MARKERS[backbones.index(r.backbone) % len(MARKERS)], edgecolor="black",
-                           linewidth=0.6, zorder=3, gid=f"tradeoff-{protocol}-{r.model}")
-                ax.annotate(r.model, (r.gain_pp, r.gelo), textcoords="offset points", xytext=(5, 4), fontsize=8)
+                colour = colour_of_remedy.get(r.remedy, PALETTE[tasks.index(r.task) % len(PALETTE)])
+                ax.scatter(r.gain_pp, r.gelo, s=60, color=colour if r.learned else "white",
+                           marker=MARKERS[backbones.index(r.backbone) % len(MARKERS)],
+                           edgecolor="black" if r.learned else colour, linewidth=0.6 if r.learned else 1.4,
+                           zorder=3, gid=f"tradeoff-{protocol}-{r.model}")
+                label = r.model if not r.reference else _remedy_label(r.remedy, r.strength)
+                ax.annotate(label, (r.gain_pp, r.gelo), textcoords="offset points", xytext=(5, 4),
+                            fontsize=8 if not r.reference else 6.5)
             ax.axhline(1.0, color="black", linestyle="--", linewidth=0.6)
             ax.axvline(0.0, color="black", linestyle="--", linewidth=0.6)
             ax.set_xlabel("Own-task gain over the baseline (pp)")
@@ -216,11 +232,36 @@ def plot_tradeoff(points: pd.DataFrame, out_stem: str | os.PathLike) -> dict[str
         ] + [
             axes[0].scatter([], [], color="white", marker=MARKERS[i % len(MARKERS)], edgecolor="black", label=b)
             for i, b in enumerate(backbones)
+        ] + [
+            axes[0].scatter([], [], color=colour_of_remedy[r], marker="o", edgecolor="black", label=f"remedy: {r}")
+            for r in remedies
         ]
-        axes[0].legend(handles=handles, loc="best", frameon=True, fontsize=8)
+        if points.front.astype(bool).any():
+            handles += axes[0].plot([], [], color="black", linestyle="--", linewidth=1.0, label="Pareto front")
+        if not points.learned.astype(bool).all():
+            handles.append(axes[0].scatter([], [], color="white", marker="o", edgecolor="grey",
+                                           label="did not learn its task"))
+        axes[0].legend(handles=handles, loc="best", frameon=True, fontsize=7 if remedies else 8)
         fig.supxlabel("Gain: FR mean pair-set accuracy, MAD mean D-EER, PAD HTER (lower error = positive gain)",
                       fontsize=9)
         return save_figure(fig, out_stem)
+
+
+# Remedy colours, apart from the task colours (the first three of PALETTE)
+REMEDY_PALETTE = ("#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000", "#8C564B", "#7F7F7F")
+
+
+def _remedy_label(remedy: str, strength: str) -> str:
+    """``weight=10``, ``freeze_blocks=2`` (a bare value gets its remedy's name), ``plain`` for the reference."""
+    if not strength:
+        return "plain" if remedy in ("", "none") else remedy
+    return strength if "=" in strength else f"{remedy}={strength}"
+
+
+def _with_remedy_columns(points: pd.DataFrame) -> pd.DataFrame:
+    """Points made without remedy information (older callers): no group, every model learned."""
+    defaults = {"learned": True, "reference": "", "remedy": "", "strength": "", "front": False}
+    return points.assign(**{k: v for k, v in defaults.items() if k not in points.columns})
 
 
 def plot_capacity(

@@ -112,17 +112,25 @@ def write_study_summary(
     *,
     task_gain_csv: str | os.PathLike | None = None,
     exclude_models: Iterable[str] = (),
+    remedies: Mapping[str, Mapping[str, Any]] | None = None,
+    min_gelo: float = 0.95,
     provenance: Mapping[str, Any] | None = None,
 ) -> Path:
     """``summary.md``: own-task gains, headline GELO and the three findings (``report.summary``).
 
     ``task_gain_csv`` (``bootstrap_significance``'s ``task_gain.csv``) gives the gains their intervals.
     ``exclude_models`` (the WiSE-FT interpolations) are left out: they carry their fine-tune's
-    adaptation name, so the findings would count them as fine-tunes of their own."""
+    adaptation name, so the findings would count them as fine-tunes of their own. ``remedies``
+    (``overspec.analysis.remedies.remedy_table``) adds the Remedies section, WiSE-FT models included,
+    with its best remedy at zero-shot GELO >= ``min_gelo``."""
+    from overspec.analysis.mitigation import mitigation_table
+
     excluded = set(exclude_models)
     metrics, gelo = read_metrics(metrics_csv), read_gelo(gelo_csv)
     gains = None if task_gain_csv is None else read_task_gain(task_gain_csv)
+    table = mitigation_table(metrics, gelo, remedies, gains) if remedies else None
     path = write_summary(metrics[~metrics.model.isin(excluded)], gelo[~gelo.model.isin(excluded)], out_path,
-                         task_gain=None if gains is None else gains[~gains.model.isin(excluded)])
+                         task_gain=None if gains is None else gains[~gains.model.isin(excluded)],
+                         remedies=table, min_gelo=min_gelo)
     write_sidecars([path], provenance)
     return path

@@ -44,6 +44,8 @@ def write_study_figures(
     training_logs: Mapping[str, str | os.PathLike] | None = None,
     loss_kinds: Mapping[str, str] | None = None,
     wiseft: Mapping[str, Mapping[str, Any]] | None = None,
+    remedies: Mapping[str, Mapping[str, Any]] | None = None,
+    task_gain_csv: str | os.PathLike | None = None,
     provenance: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Every figure of the study as ``<out_dir>/<name>.png`` and ``.svg`` (names: ``study.figure_names``).
@@ -51,12 +53,19 @@ def write_study_figures(
     ``curves`` lists ``{"kind": "ijb" | "mad" | "pad", "benchmark": name, "scores": {model: score
     file}}``: one figure per entry, one curve per model. ``training_logs`` maps each fine-tuned
     model to its ``train_log.csv`` and ``loss_kinds`` to its head type (one loss panel per kind).
-    ``wiseft`` maps each WiSE-FT model to ``{"finetune", "alpha"}`` (its line on the trade-off figure).
+    ``wiseft`` maps each WiSE-FT model to ``{"finetune", "alpha"}`` (its line on the trade-off figure);
+    ``remedies`` (``overspec.analysis.remedies.remedy_table``) each remedy group's models, drawn by
+    remedy with their Pareto front, over those that learned their task (``task_gain_csv`` decides,
+    else a positive point gain).
     """
+    from overspec.analysis.task_gain import read_task_gain
+
     out = Path(out_dir)
     metrics, gelo = read_metrics(metrics_csv), read_gelo(gelo_csv)
+    task_gain = None if task_gain_csv is None else read_task_gain(task_gain_csv)
+    points = tradeoff_points(metrics, gelo, wiseft, remedies=remedies, task_gain=task_gain)
     drawn = {
-        "tradeoff": figures.plot_tradeoff(tradeoff_points(metrics, gelo, wiseft), out / "tradeoff"),
+        "tradeoff": figures.plot_tradeoff(points, out / "tradeoff"),
         "gelo": figures.plot_gelo(gelo, out / "gelo"),
         "retention_heatmap": figures.plot_retention_heatmap(metrics, out / "retention_heatmap"),
         "retention_scatter": figures.plot_retention_scatter(gelo, out / "retention_scatter"),

@@ -508,6 +508,18 @@ def _finding_section(number: int, finding: Finding) -> list[str]:
     return ["\n".join(lines) + "\n"]
 
 
+def _remedies_section(remedies: pd.DataFrame, min_gelo: float) -> list[str]:
+    from overspec.analysis.mitigation import remedy_lines
+
+    out = ["## Remedies against forgetting\n",
+           "Each plain fine-tune against the fine-tunes that change its recipe to forget less (L2-SP, LP-FT, "
+           "frozen blocks, ...) and its WiSE-FT models, over those that learned their task (table: "
+           "`analysis/mitigation/table.md`; the Pareto fronts are on the trade-off figure).\n"]
+    lines = remedy_lines(remedies, min_gelo)
+    out.append("\n".join(f"- {line}" for line in lines) + "\n" if lines else "_No remedy group has results in this run._\n")
+    return out
+
+
 def summary_text(
     metrics: pd.DataFrame,
     gelo: pd.DataFrame,
@@ -515,7 +527,12 @@ def summary_text(
     task_gain: pd.DataFrame | None = None,
     adaptations: Mapping[str, Mapping[str, object]] | None = None,
     backbone_sizes: Mapping[str, float] | None = None,
+    remedies: pd.DataFrame | None = None,
+    min_gelo: float = 0.95,
 ) -> str:
+    """The page. ``remedies`` (``overspec.analysis.mitigation.mitigation_table``) adds the Remedies
+    section; its models other than the plain references stay out of the findings, which are about
+    the fine-tunes as recipes make them, not about remedies against their forgetting."""
     frame = check_metrics(metrics)
     info = describe_adaptations(list(frame.adaptation) + list(gelo.adaptation), adaptations)
     gains = own_task_gains(frame, info, task_gain)
@@ -526,10 +543,14 @@ def summary_text(
         f"{', '.join(sorted(set(frame.protocol)))}. Full tables: `tables/`.\n",
     ]
     parts += _own_task_section(gains)
+    if remedies is not None:
+        parts += _remedies_section(remedies, min_gelo)
     parts += _gelo_section(gelo)
     parts += _gains_section(biometric_gains(frame, info))
     parts.append("## The study's findings, checked on this run (fine-tunes that learned their task)\n")
     learned = learned_models(gains)
+    if remedies is not None:
+        learned -= set(remedies.model[remedies.model != remedies.reference])
     checked = findings(gelo[(gelo.adaptation == BASELINE) | gelo.model.isin(learned)], adaptations=adaptations,
                        backbone_sizes=backbone_sizes, gains=gain_phrases(gains))
     for number, finding in enumerate(checked, start=1):
@@ -564,9 +585,12 @@ def write_summary(
     task_gain: pd.DataFrame | None = None,
     adaptations: Mapping[str, Mapping[str, object]] | None = None,
     backbone_sizes: Mapping[str, float] | None = None,
+    remedies: pd.DataFrame | None = None,
+    min_gelo: float = 0.95,
 ) -> Path:
     """Write the one-page Markdown summary to ``out_path`` (atomically)."""
     return write_text_file(
         out_path,
-        summary_text(metrics, gelo, task_gain=task_gain, adaptations=adaptations, backbone_sizes=backbone_sizes),
+        summary_text(metrics, gelo, task_gain=task_gain, adaptations=adaptations, backbone_sizes=backbone_sizes,
+                     remedies=remedies, min_gelo=min_gelo),
     )

@@ -11,6 +11,11 @@ gradient clipping of encoder and head separately, autocast (bf16/fp16) on GPU on
 kernels on GPU. The host reads each step's figures (loss, accuracy, gradient norms) after queuing
 the next step, so a GPU never waits for the host in the middle of training.
 
+Three recipe options limit forgetting (each recorded in the card): `freeze_blocks` leaves the first
+blocks without LoRA or gradient (`overspec.train.freeze`), `lp_ft` trains the head alone first
+(`overspec.train.lp_ft`), `l2sp` pulls the adapted weights back after each AdamW step
+(`overspec.train.l2sp`).
+
 Rank 0 writes the per-step CSV log and then the model file: LoRA merged into the weights, the
 head as `head.*` tensors, and a card with architecture, preprocessing, base digest, recipe,
 training-data digest, seed and final metrics. A NaN/inf loss stops every rank with a UserError
@@ -50,10 +55,14 @@ from overspec.train.batches import BatchPlan, BatchSource, LoaderBatches, build_
 from overspec.train.ddp import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
 from overspec.train.early_stopping import (EarlyStopping, carve_validation, check_validation_split,
                                            validation_metric, verification_scores)
+from overspec.train.freeze import encoder_depth, freeze_below, freeze_card, lora_for
+from overspec.train.l2sp import L2SP
+from overspec.train.lp_ft import probe_head, probe_seed
 from overspec.train.recipe import AugmentConfig, FinetuneConfig, plan_steps
 from overspec.train.schedule import lr_at
 
-LOG_COLUMNS = ("step", "epoch", "loss", "lr_encoder", "lr_head", "grad_norm", "grad_norm_head", "accuracy")
+# phase: "finetune", or "probe" for LP-FT's head-only steps (numbered -probe_steps+1 .. 0)
+LOG_COLUMNS = ("step", "epoch", "loss", "lr_encoder", "lr_head", "grad_norm", "grad_norm_head", "accuracy", "phase")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -82,23 +91,27 @@ def frozen_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def _prepare_encoder(model: nn.Module, config: FinetuneConfig) -> list[nn.Parameter]:
+def _prepare_encoder(model: nn.Module, config: FinetuneConfig, where: str) -> list[nn.Parameter]:
+    """Freeze the model, then make the recipe's part of the image encoder trainable (below
+    `freeze_blocks` nothing is); the encoder parameters that train."""
     for p in model.parameters():
         p.requires_grad_(False)
+    if config.freeze_blocks:
+        config.check_freeze_blocks(where, encoder_depth(model, where))
     if config.method == "lora":
-        apply_lora(model, config.lora)
+        apply_lora(model, lora_for(config, encoder_depth(model, where)) if config.freeze_blocks else config.lora)
         return list(lora_parameters(model))
-    params = list(model.visual.parameters())
-    for p in params:
+    for p in model.visual.parameters():
         p.requires_grad_(True)
-    return params
+    freeze_below(model.visual, config.freeze_blocks)
+    return [p for p in model.visual.parameters() if p.requires_grad]
 
 
 def build_student(model: nn.Module, config: FinetuneConfig, num_classes: int,
-                  device: torch.device) -> tuple[Student, list[nn.Parameter]]:
+                  device: torch.device, where: str = "recipe") -> tuple[Student, list[nn.Parameter]]:
     """The recipe's trainable part of `model` (LoRA or full encoder, plus head) on `device`, in
     training mode, and the encoder parameters it trains. Seed torch first for a reproducible start."""
-    encoder_params = _prepare_encoder(model, config)
+    encoder_params = _prepare_encoder(model, config, where)
     head = build_head(config.head, int(model.visual.output_dim), num_classes)
     student = Student(model.visual, head).to(device)
     model.train()
@@ -172,11 +185,21 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
 
     torch.manual_seed(config.seed)  # identical LoRA / head initialisation on every rank
     text_before = frozen_digest(model)
-    student, encoder_params = build_student(model, config, train_set.num_classes, ctx.device)
+    student, encoder_params = build_student(model, config, train_set.num_classes, ctx.device, where)
     head, embed_dim = student.head, int(model.visual.output_dim)
     trainer: nn.Module = student
     if ctx.distributed:
         trainer = DistributedDataParallel(student, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    l2sp = L2SP(model, encoder_params, config.l2sp.weight) if config.l2sp is not None else None
+
+    rows: list[dict[str, Any]] = []
+    if config.lp_ft is not None:  # LP-FT's phase 1: the head alone, on batches of their own
+        probe_config = dataclasses.replace(config, seed=probe_seed(config.seed))
+        probe_batches = batches(BatchPlan(fit_set, build_transform(preprocessing, config), probe_config,
+                                          config.lp_ft.probe_steps, steps_per_epoch, ctx))
+        rows += probe_head(student.visual, head, probe_batches, config, preprocessing, ctx,
+                           lambda: autocast_for(config, ctx.device), steps_per_epoch)
+    probe_rows = len(rows)
 
     optimizer = make_optimizer(config, encoder_params, head, ctx.device)
     scaler = torch.amp.GradScaler("cuda", enabled=ctx.device.type == "cuda" and config.precision == "fp16")
@@ -187,7 +210,6 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
         config, augment=AugmentConfig(hflip=False, rand_augment=False)))
     best_state: dict[str, torch.Tensor] = {}
 
-    rows: list[dict[str, Any]] = []
     stopped_by = "budget"
     started = time.monotonic()
     bar = tqdm(total=steps, desc=f"finetune {config.task}", disable=not (progress and ctx.is_main),
@@ -203,7 +225,7 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
                 f"lr_encoder/lr_head ({config.lr_encoder}/{config.lr_head}) or use precision fp32."
             )
         rows.append({"step": step + 1, "epoch": epoch, "loss": loss, "lr_encoder": lrs[0], "lr_head": lrs[1],
-                     "grad_norm": norm_encoder, "grad_norm_head": norm_head, "accuracy": accuracy})
+                     "grad_norm": norm_encoder, "grad_norm_head": norm_head, "accuracy": accuracy, "phase": "finetune"})
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}", acc=f"{accuracy:.3f}", refresh=False)
 
@@ -233,6 +255,8 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
         norm_head = _grad_norm(list(head.parameters()), config.grad_clip, count)
         scaler.step(optimizer)
         scaler.update()
+        if l2sp is not None:
+            l2sp.step(lrs[0])
         figures = torch.stack([totals[0] / totals[2], totals[1] / totals[2], norm_encoder, norm_head])
         if pending is not None:
             log_step(*pending)
@@ -262,11 +286,13 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
     barrier(ctx)  # training is over on every rank; only rank 0 digests the data and writes (may take minutes)
     if not ctx.is_main:
         return {}
+    l2sp_distance = l2sp.distance() if l2sp is not None else None  # before merging: LoRA's updates still apart
     if config.method == "lora":
         merge_lora(model)
     model.eval()
-    card = _card(config, base_card, base_path, preprocessing, train_set, head, embed_dim, rows,
+    card = _card(config, base_card, base_path, preprocessing, train_set, head, embed_dim, rows[probe_rows:],
                  steps_per_epoch, stopped_by, ctx, card_extra)
+    card["training"].update(_mitigation_card(config, model, rows[:probe_rows], l2sp_distance, where))
     if stopper is not None:
         card["training"]["early_stopping"] = stopper.card(
             {"samples": len(validation), "training_samples": len(fit_set),
@@ -359,6 +385,22 @@ def _card(config: FinetuneConfig, base_card: dict, base_path: Path, preprocessin
     }
     card.update(card_extra)
     return card
+
+
+def _mitigation_card(config: FinetuneConfig, model: nn.Module, probe_rows: list, l2sp_distance: float | None,
+                     where: str) -> dict[str, Any]:
+    """The card's record of the recipe's options against forgetting, as they were applied."""
+    out: dict[str, Any] = {}
+    if config.l2sp is not None:
+        out["l2sp"] = {"weight": config.l2sp.weight, "distance_sq": l2sp_distance,
+                       "applied_as": "theta <- theta_0 + (theta - theta_0) / (1 + lr_encoder * weight) after each "
+                                     "AdamW step (LoRA: the update B @ A scaled)"}
+    if config.lp_ft is not None:
+        out["lp_ft"] = {"probe_steps": config.lp_ft.probe_steps, "lr_head": config.lr_head,
+                        "probe_final_metrics": _final_metrics(probe_rows, len(probe_rows)) if probe_rows else {}}
+    if config.freeze_blocks:
+        out["freeze_blocks"] = freeze_card(config, encoder_depth(model, where))
+    return out
 
 
 def _write_log(path: Path, rows: list[dict[str, Any]], ctx: DistContext) -> None:

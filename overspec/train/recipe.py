@@ -31,6 +31,34 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
+class L2SPConfig:
+    """L2-SP (Li et al., ICML 2018): pull the adapted encoder weights back towards the pretrained ones
+    with strength `weight` (units of AdamW's weight_decay; `overspec.train.l2sp` says how)."""
+
+    weight: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.weight, (int, float)) or isinstance(self.weight, bool) or not self.weight >= 0:
+            raise UserError(f"l2sp.weight is {self.weight!r}; it must be a number >= 0.")
+
+
+@dataclass(frozen=True)
+class LPFTConfig:
+    """LP-FT (Kumar et al., ICLR 2022): train the head alone on the frozen encoder for `probe_steps`
+    steps, then fine-tune as the recipe says, starting from that head (`overspec.train.lp_ft`)."""
+
+    probe_steps: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.probe_steps, int) or isinstance(self.probe_steps, bool) or self.probe_steps < 1:
+            raise UserError(f"lp_ft.probe_steps is {self.probe_steps!r}; it must be an integer >= 1.")
+
+
+# The recipe keys that exist to limit forgetting (configs/mitigation.yaml compares them).
+MITIGATION_KEYS = ("l2sp", "lp_ft", "freeze_blocks")
+
+
+@dataclass(frozen=True)
 class FinetuneConfig:
     task: str = "fr"
     method: str = "lora"
@@ -50,6 +78,9 @@ class FinetuneConfig:
     balanced_sampling: bool = False  # class-balanced sampling with replacement (FoundPAD)
     precision: str = "fp32"  # "bf16"/"fp16": autocast on GPU (published code: fp32); CPU always fp32
     early_stopping: EarlyStoppingConfig | None = None  # its max_steps replaces epochs / max_steps
+    l2sp: L2SPConfig | None = None
+    lp_ft: LPFTConfig | None = None
+    freeze_blocks: int = 0  # the first N blocks of the image encoder stay as pretrained
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -66,27 +97,46 @@ class FinetuneConfig:
         if self.lr_encoder < 0 or self.lr_head < 0 or self.weight_decay < 0:
             raise UserError("Learning rates and weight_decay must not be negative.")
         object.__setattr__(self, "betas", tuple(self.betas))
+        _check_freeze_count(self.freeze_blocks, "recipe")
+
+    def check_freeze_blocks(self, where: str, depth: int | None = None, encoder: str = "the image encoder") -> None:
+        """Stop with one sentence naming `where.freeze_blocks` when it cannot apply: more blocks than the
+        image encoder has but one (`depth`, when known), or LoRA told to adapt a block it freezes."""
+        n = self.freeze_blocks
+        if depth is not None and n > depth - 1:
+            raise UserError(f"{where}.freeze_blocks is {n}, but {encoder} has {depth} blocks: use 0 to "
+                            f"{depth - 1} (at least the last block must be adapted).")
+        frozen = sorted(b for b in (self.lora.blocks or ()) if b < n) if self.method == "lora" else []
+        if frozen:
+            raise UserError(f"{where}.freeze_blocks is {n}, which freezes block(s) {frozen} that {where}.lora.blocks "
+                            f"adapts: list only blocks >= {n} in lora.blocks, or leave lora.blocks out.")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "recipe") -> "FinetuneConfig":
         data = dict(data or {})
         nested = {"lora": LoRAConfig, "head": HeadConfig, "schedule": ScheduleConfig, "augment": AugmentConfig,
-                  "early_stopping": EarlyStoppingConfig}
+                  "early_stopping": EarlyStoppingConfig, "l2sp": L2SPConfig, "lp_ft": LPFTConfig}
+        required = {"early_stopping": ("metric", "max_steps"), "l2sp": ("weight",), "lp_ft": ("probe_steps",)}
         kwargs: dict[str, Any] = {}
         _check_keys(cls, data, where)
+        _check_freeze_count(data.get("freeze_blocks", 0), where)
         for key, value in data.items():
-            if key == "early_stopping" and value is None:
+            if key in required and value is None:  # the option is off
                 kwargs[key] = None
             elif key in nested:
                 _check_keys(nested[key], value or {}, f"{where}.{key}")
-                if key == "early_stopping" and not {"metric", "max_steps"} <= set(value or {}):
-                    raise UserError(f"{where}.early_stopping needs metric and max_steps.")
-                kwargs[key] = nested[key](**(value or {}))
+                if key in required and not set(required[key]) <= set(value or {}):
+                    raise UserError(f"{where}.{key} needs {' and '.join(required[key])}.")
+                try:
+                    kwargs[key] = nested[key](**(value or {}))
+                except UserError as error:
+                    raise UserError(f"{where}.{error}" if key in required else str(error)) from None
             else:
                 kwargs[key] = value
         config = cls(**kwargs)
         if config.early_stopping is not None:
             config.early_stopping.check_task(config.task, where)
+        config.check_freeze_blocks(where)
         return config
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,6 +150,11 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return value
+
+
+def _check_freeze_count(n: Any, where: str) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise UserError(f"{where}.freeze_blocks is {n!r}; it must be an integer >= 0 (0 adapts every block).")
 
 
 def _check_keys(cls, data: Any, where: str) -> None:

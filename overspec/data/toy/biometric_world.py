@@ -56,9 +56,9 @@ class ToyBiometricSizes:
     ijb_loose_scale: float = 1.5  # loose crop side / image_size
     mad_train_pairs: int = 400  # bona fides and morphs each
     mad_test_pairs: int = 200  # bona fides, and morphs per method
-    pad_train_videos: int = 100  # per class (bona fide, attack)
+    pad_train_videos: int = 400  # per class (bona fide, attack); with 100 the toy PAD fine-tunes memorised videos
     pad_dev_videos: int = 30
-    pad_test_videos: int = 60
+    pad_test_videos: int = 100  # enough videos for a bootstrap interval of about +-7 HTER points
     pad_frames: int = 4
 
 
