@@ -99,4 +99,8 @@ def test_shipped_wiseft_overlay_and_ablation_are_valid():
     recipes = ablation["recipes"]
     # each comparison changes exactly one thing
     assert {k for k in recipes["fr-r2"] if recipes["fr-r2"][k] != recipes["fr-r32"][k]} == {"lora"}
-    assert {k for k in recipes["mad-binary"] if recipes["mad-binary"][k] != recipes["mad-cosface"][k]} == {"head"}
+    default = yaml.safe_load((ROOT / "config.yaml").read_text())["recipes"]
+    for backbone in ("s", "m"):
+        binary, cosface = recipes[f"toy-mad-{backbone}"], recipes[f"toy-mad-{backbone}-cosface"]
+        assert binary == default[f"toy-mad-{backbone}"]  # the default study's MAD recipe, verbatim
+        assert {k for k in binary if binary[k] != cosface[k]} == {"head"}
