@@ -10,9 +10,10 @@ start-up bound: about 170 jobs import torch and open_clip (~4-5 s of CPU each, o
 transformers and torch._dynamo through torchvision), 112 zero-shot jobs start Python. The embedding
 and probe jobs get one thread each here (as data_threads gives toy data), so two run side by side.
 The first complete run (2026-12-02, 2 cores shared with other work, load average 7-12): 406 jobs in
-1769 s using 1545 s of CPU (pytest, Snakemake and every job: embed_images 538 s over 112 jobs,
-fit_linear_probe 219 s over 104), so about 13-15 minutes on 2 idle cores; with the rest of the suite
-(~7.5 minutes) that fits the suite's 25-minute budget, so it runs in the default test command.
+1769 s using 1545 s of CPU (embed_images 538 s over 112 jobs, fit_linear_probe 219 s over 104). On
+the idle 2 cores: 406 jobs in 615 s (1129 CPU-s), and the whole suite with it 18 min 38 s in the
+clean-clone CI run (benchmarks/results/cpu-2026-12-02-paper-miniature/), inside the suite's 25-minute
+budget, so it runs in the default test command.
 """
 
 from __future__ import annotations
