@@ -101,9 +101,6 @@ def check_references(config: dict[str, Any]) -> None:
     for name, model in config["models"].items():
         _check_adaptation(config, name, model)
     _check_wiseft(config)
-    from overspec.analysis.remedies import check_mitigation
-
-    check_mitigation(config)
 
 
 # Heads a task's recipe may train: a margin head over identities for FR; for MAD/PAD the published
@@ -287,9 +284,14 @@ def missing_biometric_data(config: dict[str, Any]) -> list[str]:
 def config_with_defaults(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
     """A checked copy of `config` with the schema's defaults filled in, as Snakemake's `validate`
     fills them for the workflow (for tools that read a config outside a run, e.g. `overspec estimate`)."""
+    check_config(config, schema_path)
+    return fill_defaults(config, schema_path)
+
+
+def fill_defaults(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
+    """A copy of `config` with the schema's defaults filled in, unchecked (`config_with_defaults` checks)."""
     import copy
 
-    check_config(config, schema_path)
     filled = copy.deepcopy(config)
     base = jsonschema.Draft202012Validator
 
@@ -302,13 +304,16 @@ def config_with_defaults(config: dict[str, Any], schema_path: str | Path) -> dic
 
     filling = jsonschema.validators.extend(base, {"properties": set_defaults})
     for _ in filling(load_yaml(schema_path)).iter_errors(filled):
-        pass  # check_config has stopped on every error already
+        pass  # the caller checks (check_config)
     return filled
 
 
 def check_config(config: dict[str, Any], schema_path: str | Path) -> None:
     validate_schema(config, schema_path)
     check_references(config)
+    from overspec.analysis.remedies import check_mitigation
+
+    check_mitigation(fill_defaults(config, schema_path))  # remedies read the schema's defaults, not a copy
 
 
 def missing_data(config: dict[str, Any]) -> list[str]:

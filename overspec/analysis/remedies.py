@@ -18,12 +18,12 @@ from overspec.train.recipe import MITIGATION_KEYS, FinetuneConfig
 
 PLAIN = "none"
 WISEFT = "wiseft"
-MITIGATION_DEFAULTS = {"enabled": False, "references": [], "min_gelo": 0.95}
 
 
 def mitigation_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """analyses.mitigation with the schema's defaults."""
-    return {**MITIGATION_DEFAULTS, **((config.get("analyses") or {}).get("mitigation") or {})}
+    """analyses.mitigation of a config with the schema's defaults filled in (by Snakemake's `validate`
+    in the workflow, else by `overspec.config.fill_defaults`): the schema alone holds them."""
+    return config["analyses"]["mitigation"]
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:

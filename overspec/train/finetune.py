@@ -48,11 +48,11 @@ from overspec.data.train_sets import TrainSet, TrainSubset, open_train_set
 from overspec.errors import UserError
 from overspec.models.checkpoint import load_model, save_model
 from overspec.models.factory import preprocessing_of
-from overspec.models.heads import MarginHead, build_head, head_tensors
+from overspec.models.heads import build_head, head_tensors
 from overspec.models.lora import apply_lora, lora_parameters, merge_lora
 from overspec.provenance import atomic_path, sha256_file
 from overspec.train.batches import BatchPlan, BatchSource, LoaderBatches, build_transform, to_model_input
-from overspec.train.ddp import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
+from overspec.train.ddp import DistContext, barrier, init_distributed, shutdown
 from overspec.train.early_stopping import (EarlyStopping, carve_validation, check_validation_split,
                                            validation_metric, verification_scores)
 from overspec.train.freeze import encoder_depth, freeze_below, freeze_card, lora_for
@@ -60,6 +60,7 @@ from overspec.train.l2sp import L2SP
 from overspec.train.lp_ft import probe_head, probe_seed
 from overspec.train.recipe import AugmentConfig, FinetuneConfig, plan_steps
 from overspec.train.schedule import lr_at
+from overspec.train.step_figures import read_figures, step_figures
 
 # phase: "finetune", or "probe" for LP-FT's head-only steps (numbered -probe_steps+1 .. 0)
 LOG_COLUMNS = ("step", "epoch", "loss", "lr_encoder", "lr_head", "grad_norm", "grad_norm_head", "accuracy", "phase")
@@ -217,13 +218,13 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
 
     def log_step(step: int, epoch: int, lrs: tuple[float, float], figures: torch.Tensor) -> None:
         """Read one step's figures (a host sync) and log them; a NaN/inf loss ends training unsaved."""
-        loss, accuracy, norm_encoder, norm_head = figures.tolist()
-        if not math.isfinite(loss):
-            _write_log(log_csv, rows, ctx)
-            raise UserError(
-                f"Fine-tuning diverged at step {step + 1} (loss {loss}); nothing was saved: lower "
-                f"lr_encoder/lr_head ({config.lr_encoder}/{config.lr_head}) or use precision fp32."
-            )
+        try:
+            loss, accuracy, norm_encoder, norm_head = read_figures(figures, lambda value: (
+                f"Fine-tuning diverged at step {step + 1} (loss {value}); nothing was saved: lower "
+                f"lr_encoder/lr_head ({config.lr_encoder}/{config.lr_head}) or use precision fp32."))
+        except UserError:
+            _write_log(log_csv, rows, ctx)  # the steps before the divergence, for diagnosis
+            raise
         rows.append({"step": step + 1, "epoch": epoch, "loss": loss, "lr_encoder": lrs[0], "lr_head": lrs[1],
                      "grad_norm": norm_encoder, "grad_norm_head": norm_head, "accuracy": accuracy, "phase": "finetune"})
         bar.update(1)
@@ -243,21 +244,17 @@ def _finetune(config: FinetuneConfig, base_path: Path, train_data, out_path: Pat
         with autocast_for(config, ctx.device):
             embeddings, logits = trainer(images, labels)
         loss = head.loss(logits.float(), labels)
-        with torch.no_grad():
-            plain = head(embeddings.detach().float()) if isinstance(head, MarginHead) else logits.detach()
-            correct = (plain.argmax(dim=1) == labels).sum()
-            count = loss.detach().new_full((), float(len(labels)))  # made on the device: a host tensor copy would sync
-        totals = all_reduce_sum(ctx, torch.stack([loss.detach() * len(labels), correct.to(loss.dtype), count]))
+        loss_accuracy = step_figures(ctx, head, embeddings, logits, labels, loss)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
-        norm_encoder = _grad_norm(encoder_params, config.grad_clip, count)
-        norm_head = _grad_norm(list(head.parameters()), config.grad_clip, count)
+        norm_encoder = _grad_norm(encoder_params, config.grad_clip, loss)
+        norm_head = _grad_norm(list(head.parameters()), config.grad_clip, loss)
         scaler.step(optimizer)
         scaler.update()
         if l2sp is not None:
             l2sp.step(lrs[0])
-        figures = torch.stack([totals[0] / totals[2], totals[1] / totals[2], norm_encoder, norm_head])
+        figures = torch.cat([loss_accuracy, torch.stack([norm_encoder, norm_head])])
         if pending is not None:
             log_step(*pending)
         pending = (step, epoch, lrs, figures)

@@ -20,11 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from overspec.errors import UserError
-from overspec.models.heads import MarginHead
 from overspec.train.batches import hash_seed, to_model_input
 from overspec.train.ddp import DistContext, all_reduce_sum
 from overspec.train.recipe import FinetuneConfig
+from overspec.train.step_figures import read_figures, step_figures
 
 PROBE_STREAM = 0x1F7  # mixed into the recipe's seed for the probe phase's batches
 
@@ -58,17 +57,13 @@ def probe_head(visual: nn.Module, head: nn.Module, batches: Iterable, config: Fi
                     p.grad.copy_(all_reduce_sum(ctx, p.grad) / ctx.world_size)
         norm = torch.nn.utils.clip_grad_norm_(list(head.parameters()), config.grad_clip or math.inf)
         optimizer.step()
-        with torch.no_grad():
-            plain = head(embeddings) if isinstance(head, MarginHead) else logits.detach()
-            correct = (plain.argmax(dim=1) == labels).sum().to(loss.dtype)
-        totals = all_reduce_sum(ctx, torch.stack([loss.detach() * len(labels), correct,
-                                                  loss.detach().new_full((), float(len(labels)))]))
-        mean_loss = float(totals[0] / totals[2])
-        if not math.isfinite(mean_loss):
-            raise UserError(f"The LP-FT probe diverged at probe step {step + 1} (loss {mean_loss}); nothing was "
-                            f"saved: lower lr_head ({config.lr_head}).")
+        # after the step: a margin head's accuracy is that of the updated head
+        figures = step_figures(ctx, head, embeddings, logits, labels, loss)
+        mean_loss, accuracy = read_figures(figures, lambda value: (
+            f"The LP-FT probe diverged at probe step {step + 1} (loss {value}); nothing was saved: lower "
+            f"lr_head ({config.lr_head})."))
         rows.append({"step": step + 1 - probe_steps, "epoch": step // steps_per_epoch, "loss": mean_loss,
                      "lr_encoder": 0.0, "lr_head": config.lr_head, "grad_norm": 0.0, "grad_norm_head": float(norm),
-                     "accuracy": float(totals[1] / totals[2]), "phase": "probe"})
+                     "accuracy": accuracy, "phase": "probe"})
     visual.train(was_training)
     return rows
