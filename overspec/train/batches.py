@@ -29,6 +29,7 @@ from torchvision import transforms
 
 from overspec.data.train_sets import TrainSet
 from overspec.embed.loader import normalize_batch, pil_to_hwc
+from overspec.train.augment import augmentations
 from overspec.train.ddp import DistContext
 from overspec.train.recipe import FinetuneConfig
 
@@ -50,14 +51,7 @@ def build_transform(preprocessing: dict[str, Any], config: FinetuneConfig) -> tr
     if [type(t) for t in base[to_tensor + 1:]] != [transforms.Normalize]:
         raise RuntimeError(f"open_clip's preprocessing ends in {base[to_tensor:]}, not ToTensor then Normalize; "
                            "overspec.train.batches.to_model_input must follow it.")
-    augment: list = []
-    if config.augment.rand_augment:
-        augment.append(transforms.RandAugment(config.augment.rand_augment_ops, config.augment.rand_augment_magnitude))
-    if config.augment.color_jitter:
-        j = config.augment.color_jitter
-        augment.append(transforms.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(j, 0.5)))
-    if config.augment.hflip:
-        augment.append(transforms.RandomHorizontalFlip(0.5))
+    augment = augmentations(config.augment, tuple(size))
     return transforms.Compose(base[:to_tensor] + augment + [pil_to_hwc])
 
 

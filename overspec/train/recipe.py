@@ -27,7 +27,26 @@ class AugmentConfig:
     rand_augment: bool = False
     rand_augment_ops: int = 4  # published FRoundation: RandAugment(num_ops=4, magnitude=16)
     rand_augment_magnitude: int = 16  # torchvision scale (31 bins)
-    color_jitter: float = 0.0  # brightness, contrast, saturation and hue jitter (published FoundPAD: 0.1)
+    color_jitter: float = 0.0  # to half the images: brightness, contrast, saturation, hue jitter (published FoundPAD: 0.1)
+    # The rest of published FoundPAD's augmentation (overspec.train.augment): crop side / resized side
+    # (224 / 256), gamma range in percent (80, 180), RGB shift per channel in pixel levels (20).
+    random_crop: float | None = None
+    random_gamma: tuple[float, float] | None = None
+    rgb_shift: int = 0
+
+    def __post_init__(self) -> None:
+        if self.random_crop is not None and not 0 < self.random_crop <= 1:
+            raise UserError(f"augment.random_crop is {self.random_crop!r}; it must be in (0, 1] "
+                            "(crop side / resized side, published FoundPAD 0.875), or null for none.")
+        if self.random_gamma is not None:
+            gamma = tuple(self.random_gamma)
+            if len(gamma) != 2 or not 0 < gamma[0] <= gamma[1]:
+                raise UserError(f"augment.random_gamma is {self.random_gamma!r}; it must be [low, high] in percent "
+                                "with 0 < low <= high (published FoundPAD [80, 180]), or null for none.")
+            object.__setattr__(self, "random_gamma", gamma)
+        if not isinstance(self.rgb_shift, int) or isinstance(self.rgb_shift, bool) or not 0 <= self.rgb_shift <= 255:
+            raise UserError(f"augment.rgb_shift is {self.rgb_shift!r}; it must be an integer from 0 (off) to 255 "
+                            "(published FoundPAD 20).")
 
 
 @dataclass(frozen=True)
@@ -130,7 +149,7 @@ class FinetuneConfig:
                 try:
                     kwargs[key] = nested[key](**(value or {}))
                 except UserError as error:
-                    raise UserError(f"{where}.{error}" if key in required else str(error)) from None
+                    raise UserError(f"{where}.{error}" if key in required or key == "augment" else str(error)) from None
             else:
                 kwargs[key] = value
         config = cls(**kwargs)
