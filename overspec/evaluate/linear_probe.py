@@ -70,7 +70,7 @@ _WINDOW = 10
 _PERFECT = 1.0
 # Products smaller than this (multiply-adds per thread) gain nothing from more threads and lose a
 # great deal when the cores are shared: an idle-spinning OpenMP team made one 49-sample probe
-# ~30x slower on 2 busy cores (benchmarks/linear_probe.py --case separable).
+# ~30x slower on 2 busy cores (benchmarks/linear_probe.py --before-after).
 _MACS_PER_THREAD = 10_000_000
 
 
